@@ -1,13 +1,36 @@
 """HSK compression along depth, length and width: pure tensor functions, no I/O.
 
-(Stub: being written.)
+HSK (hidden-state knowledge) is the teacher's hidden states of every layer (index 0 = embeddings
+output, 1..Lt = layers), every token and every hidden dimension. A *cell* compresses it along three
+dimensions, one hive-style path segment each:
+
+- depth (``depth=top<K>-<k>``, ``depth=all-top<K>``, ``depth=none``): student hidden state l = 0..Ls
+  is mapped to teacher hidden state ``round(l * K / Ls)`` (`layer_map`) and only the top k student
+  layers are distilled (`top_layers`); ``none`` is the prediction-only baseline (no HSK at all).
+- length (``length=<scheme>-<k>``, ``length=all``): k tokens per example chosen by `select_tokens`
+  (``left``, ``attention``, ``attention_nosep``, ``cls``).
+- width (``width=<scheme>-<fraction>``, ``width=all``): a fraction of the hidden values kept by
+  `width_mask` (``random`` and ``uniform`` keep the same dims everywhere; ``magnitude`` keeps the
+  largest |values| of each example and layer).
+
+`compress_batch` applies a cell to a teacher forward pass and is shared by offline extraction and
+online distillation. `hsk_loss` has two modes: ``paper`` is the MSE over the full vectors of the
+selected tokens against a target that is zero where a value was dropped (as in Liu et al. 2021);
+``masked`` is the MSE over the kept values only.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+
+LENGTH_SCHEMES = ("left", "attention", "attention_nosep", "cls")
+WIDTH_SCHEMES = ("random", "uniform", "magnitude")
+STATIC_WIDTH_SCHEMES = ("random", "uniform")
+LOSS_MODES = ("paper", "masked")
 
 
 @dataclass
@@ -22,3 +45,460 @@ class HSKBatch:
     token_index: torch.Tensor  # LongTensor [B, K], selected positions, sorted ascending
     target: torch.Tensor  # FloatTensor [B, L, K, D], teacher hidden states, 0 where width-dropped
     keep_mask: torch.Tensor  # BoolTensor broadcastable to [B, L, K, D]: True where the value was kept
+
+
+# ---------------------------------------------------------------------------------------------- depth
+
+
+def layer_map(student_layers: int, teacher_top: int) -> list[int]:
+    """Teacher hidden-state index for each student hidden state 0..Ls: round(l * K / Ls), half to even."""
+    if student_layers < 1 or teacher_top < 1:
+        raise ValueError(f"need student_layers, teacher_top >= 1, got {student_layers}, {teacher_top}")
+    return [round(layer * teacher_top / student_layers) for layer in range(student_layers + 1)]
+
+
+def top_layers(student_layers: int, keep: int) -> list[int]:
+    """The top `keep` student hidden-state indices, embeddings (0) counting as the lowest layer."""
+    if not 1 <= keep <= student_layers + 1:
+        raise ValueError(f"keep={keep} outside 1..{student_layers + 1} (student layers + embeddings)")
+    return list(range(student_layers - keep + 1, student_layers + 1))
+
+
+# --------------------------------------------------------------------------------------------- length
+
+
+def select_tokens(
+    scheme: str,
+    keep: int,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    cls_attention: torch.Tensor | None,
+    sep_token_id: int,
+) -> torch.Tensor:
+    """Positions [B, keep] of the tokens kept by `scheme`, sorted ascending.
+
+    Padding is chosen only once real tokens run out (and [SEP], for ``attention_nosep``, only once the
+    other real tokens do); ties go to the lower position. `cls_attention` [B, T] (teacher attention
+    from [CLS] to each position, averaged over heads) is needed only by the attention schemes.
+    """
+    batch, length = input_ids.shape
+    if scheme not in LENGTH_SCHEMES:
+        raise ValueError(f"unknown length scheme {scheme!r} (expected one of {', '.join(LENGTH_SCHEMES)})")
+    if not 1 <= keep <= length:
+        raise ValueError(f"keep={keep} outside 1..{length} (sequence length)")
+    if scheme == "cls":
+        if keep != 1:
+            raise ValueError(f"length scheme 'cls' keeps exactly 1 token, got keep={keep}")
+        return torch.zeros(batch, 1, dtype=torch.long, device=input_ids.device)
+    positions = torch.arange(length, device=input_ids.device)
+    if scheme == "left":
+        score = (-positions).expand(batch, length)
+    elif cls_attention is None:
+        raise ValueError(f"length scheme {scheme!r} needs cls_attention")
+    else:
+        score = cls_attention
+    real = attention_mask.bool()
+    tier = (~real).long() * 2
+    if scheme == "attention_nosep":
+        tier = tier + (real & (input_ids == sep_token_id)).long()
+    # Lexicographic (tier, -score, position) via two stable sorts: exact ties and deterministic on any
+    # device, unlike topk or an epsilon tie-break.
+    by_score = torch.sort(score, dim=-1, descending=True, stable=True).indices
+    by_tier = torch.sort(tier.gather(-1, by_score), dim=-1, stable=True).indices
+    return by_score.gather(-1, by_tier)[:, :keep].sort(dim=-1).values
+
+
+# ---------------------------------------------------------------------------------------------- width
+
+
+def _kept_count(fraction: float, total: int) -> int:
+    """How many of `total` values a width fraction keeps: round(fraction * total), at least 1."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"width fraction {fraction} outside (0, 1]")
+    return max(1, round(fraction * total))
+
+
+def width_index(
+    scheme: str, fraction: float, hidden_size: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Sorted LongTensor of the hidden dims kept by a static scheme (``random`` or ``uniform``).
+
+    ``random`` draws from `generator` (pass a freshly seeded one for a reproducible subset);
+    ``uniform`` keeps dims i * D // n for i < n.
+    """
+    count = _kept_count(fraction, hidden_size)
+    if scheme == "uniform":
+        return torch.arange(count) * hidden_size // count
+    if scheme == "random":
+        return torch.randperm(hidden_size, generator=generator)[:count].sort().values
+    expected = ", ".join(STATIC_WIDTH_SCHEMES)
+    raise ValueError(f"unknown static width scheme {scheme!r} (expected one of {expected})")
+
+
+def width_mask(
+    scheme: str, fraction: float, teacher_hidden: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """BoolTensor of kept values, broadcastable to `teacher_hidden` [..., T, D].
+
+    ``random`` / ``uniform``: shape [D], from `width_index`. ``magnitude``: same shape as
+    `teacher_hidden`, keeping the round(fraction * T * D) largest |values| of each [T, D] slice (ties
+    to the lower flat index).
+    """
+    if scheme in STATIC_WIDTH_SCHEMES:
+        hidden_size = teacher_hidden.shape[-1]
+        mask = torch.zeros(hidden_size, dtype=torch.bool, device=teacher_hidden.device)
+        mask[width_index(scheme, fraction, hidden_size, generator).to(teacher_hidden.device)] = True
+        return mask
+    if scheme == "magnitude":
+        flat = teacher_hidden.abs().flatten(-2)
+        count = _kept_count(fraction, flat.shape[-1])
+        # Stable sort rather than topk so ties resolve identically offline and online.
+        top = torch.sort(flat, dim=-1, descending=True, stable=True).indices[..., :count]
+        return torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, top, True).view(teacher_hidden.shape)
+    raise ValueError(f"unknown width scheme {scheme!r} (expected one of {', '.join(WIDTH_SCHEMES)})")
+
+
+# ----------------------------------------------------------------------------------------------- loss
+
+
+def _expand_token_mask(token_mask: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Token mask reshaped to broadcast over [..., K, D]; a [B, K] mask spans any middle (layer) dims."""
+    if token_mask.ndim == 2 and ndim > 3:
+        token_mask = token_mask.view(token_mask.shape[0], *[1] * (ndim - 3), token_mask.shape[1])
+    if token_mask.ndim != ndim - 1:
+        raise ValueError(f"token_mask shape {tuple(token_mask.shape)} does not fit rank-{ndim} hidden states")
+    return token_mask.bool().unsqueeze(-1)
+
+
+def hsk_loss(
+    student_hidden: torch.Tensor,
+    teacher_target: torch.Tensor,
+    keep_mask: torch.Tensor,
+    mode: str,
+    token_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Scalar MSE between student hidden states and a compressed teacher target, both [..., K, D].
+
+    ``paper``: mean of (s - t * keep)^2 over every value of the valid tokens. ``masked``: mean of
+    (s - t)^2 over the kept values of the valid tokens. `token_mask` (bool [B, K] or broadcastable to
+    the hidden states without D) marks valid tokens; None = all valid. Returns 0 (with grad) when
+    nothing counts.
+    """
+    if mode not in LOSS_MODES:
+        raise ValueError(f"unknown loss mode {mode!r} (expected one of {', '.join(LOSS_MODES)})")
+    keep_mask = keep_mask.bool()
+    if mode == "paper":
+        error = (student_hidden - teacher_target * keep_mask) ** 2
+        weight = torch.ones_like(keep_mask)
+    else:
+        error = (student_hidden - teacher_target) ** 2
+        weight = keep_mask
+    if token_mask is not None:
+        weight = weight & _expand_token_mask(token_mask, student_hidden.ndim)
+    weight = weight.expand_as(error)
+    return (error * weight).sum() / weight.sum().clamp_min(1)
+
+
+# ---------------------------------------------------------------------------------------------- cells
+
+
+@dataclass(frozen=True)
+class Depth:
+    """Which layers are distilled: student layers map onto teacher 0..map_top; keep=None = all layers.
+
+    map_top=None is the prediction-only baseline (no HSK).
+    """
+
+    map_top: int | None
+    keep: int | None
+
+    def __post_init__(self) -> None:
+        if self.map_top is None:
+            if self.keep is not None:
+                raise ValueError("depth none cannot keep layers")
+        elif self.map_top < 1:
+            raise ValueError(f"teacher top layer {self.map_top} must be >= 1")
+        if self.keep is not None and self.keep < 1:
+            raise ValueError(f"layers kept {self.keep} must be >= 1")
+
+    def __str__(self) -> str:
+        if self.map_top is None:
+            return "depth=none"
+        if self.keep is None:
+            return f"depth=all-top{self.map_top}"
+        return f"depth=top{self.map_top}-{self.keep}"
+
+
+@dataclass(frozen=True)
+class Length:
+    """Which tokens are distilled: `keep` tokens chosen by `scheme`; both None = all tokens."""
+
+    scheme: str | None
+    keep: int | None
+
+    def __post_init__(self) -> None:
+        if (self.scheme is None) != (self.keep is None):
+            raise ValueError("scheme and keep must both be set or both be None (all tokens)")
+        if self.scheme is None:
+            return
+        if self.scheme not in LENGTH_SCHEMES:
+            raise ValueError(f"unknown scheme {self.scheme!r} (expected one of {', '.join(LENGTH_SCHEMES)})")
+        if self.keep < 1:
+            raise ValueError(f"tokens kept {self.keep} must be >= 1")
+        if self.scheme == "cls" and self.keep != 1:
+            raise ValueError(f"scheme 'cls' keeps exactly 1 token, got {self.keep}")
+
+    def __str__(self) -> str:
+        return "length=all" if self.scheme is None else f"length={self.scheme}-{self.keep}"
+
+
+@dataclass(frozen=True)
+class Width:
+    """Which hidden values are distilled: `fraction` of them chosen by `scheme`; both None = all."""
+
+    scheme: str | None
+    fraction: float | None
+
+    def __post_init__(self) -> None:
+        if (self.scheme is None) != (self.fraction is None):
+            raise ValueError("scheme and fraction must both be set or both be None (full width)")
+        if self.scheme is None:
+            return
+        if self.scheme not in WIDTH_SCHEMES:
+            raise ValueError(f"unknown scheme {self.scheme!r} (expected one of {', '.join(WIDTH_SCHEMES)})")
+        if not 0 < self.fraction <= 1:
+            raise ValueError(f"fraction {self.fraction} outside (0, 1]")
+        object.__setattr__(self, "fraction", float(self.fraction))  # so 1 prints as "1.0"
+
+    def __str__(self) -> str:
+        return "width=all" if self.scheme is None else f"width={self.scheme}-{self.fraction}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One compression setting: depth, length and width; str() is its path "depth=…/length=…/width=…"."""
+
+    depth: Depth
+    length: Length
+    width: Width
+
+    def __post_init__(self) -> None:
+        if self.is_none and (self.length.scheme is not None or self.width.scheme is not None):
+            raise ValueError("depth=none requires length=all and width=all (prediction-only baseline)")
+
+    def __str__(self) -> str:
+        return "/".join(self.segments())
+
+    def segments(self) -> tuple[str, str, str]:
+        """The three path segments ("depth=…", "length=…", "width=…")."""
+        return str(self.depth), str(self.length), str(self.width)
+
+    @property
+    def is_none(self) -> bool:
+        """True for the prediction-only baseline (depth=none)."""
+        return self.depth.map_top is None
+
+    @property
+    def is_full(self) -> bool:
+        """True when every layer, token and value is distilled (all/all/all)."""
+        return (
+            not self.is_none
+            and self.depth.keep is None
+            and self.length.scheme is None
+            and self.width.scheme is None
+        )
+
+    def student_layers(self, student_layers: int) -> list[int]:
+        """Distilled student hidden-state indices (0 = embeddings); empty for depth=none."""
+        if self.is_none:
+            return []
+        if self.depth.keep is None:
+            return list(range(student_layers + 1))
+        return top_layers(student_layers, self.depth.keep)
+
+    def teacher_layers(self, student_layers: int) -> list[int]:
+        """Teacher hidden-state indices matching `student_layers`, via layer_map(Ls, K)."""
+        if self.is_none:
+            return []
+        mapping = layer_map(student_layers, self.depth.map_top)
+        return [mapping[layer] for layer in self.student_layers(student_layers)]
+
+    def num_tokens(self, max_seq_length: int) -> int:
+        """Tokens kept per example: k, or max_seq_length for length=all."""
+        return max_seq_length if self.length.keep is None else self.length.keep
+
+    def validate(self, student_layers: int, teacher_layers: int, max_seq_length: int) -> None:
+        """Raise ValueError naming the part of the cell that does not fit these model sizes."""
+        depth, length = self.depth, self.length
+        if depth.keep is not None and depth.keep > student_layers + 1:
+            raise ValueError(
+                f"{depth}: keeps {depth.keep} layers but the student has only {student_layers + 1} "
+                "hidden states (layers + embeddings)"
+            )
+        if depth.map_top is not None and depth.map_top > teacher_layers:
+            raise ValueError(f"{depth}: maps onto teacher layer {depth.map_top} of {teacher_layers}")
+        if length.keep is not None and length.keep > max_seq_length:
+            raise ValueError(f"{length}: keeps {length.keep} tokens but max_seq_length is {max_seq_length}")
+
+    def hsk_fraction(self, student_layers: int, max_seq_length: int, hidden_size: int | None = None) -> float:
+        """Kept HSK values / full HSK values, full = (Ls + 1) x max_seq_length x D.
+
+        With `hidden_size`, the width factor is the exact kept count (round(f * D) / D, or
+        round(f * K * D) / (K * D) for magnitude); without it, the nominal fraction f.
+        """
+        if self.is_none:
+            return 0.0
+        tokens = self.num_tokens(max_seq_length)
+        layer_part = len(self.student_layers(student_layers)) / (student_layers + 1)
+        token_part = tokens / max_seq_length
+        width = self.width
+        if width.scheme is None:
+            width_part = 1.0
+        elif hidden_size is None:
+            width_part = width.fraction
+        else:
+            per_slice = hidden_size * (tokens if width.scheme == "magnitude" else 1)
+            width_part = _kept_count(width.fraction, per_slice) / per_slice
+        return layer_part * token_part * width_part
+
+    def paper_name(self) -> str:
+        """Short label "<layers>l_<tokens>t_<fraction>h" ('all' where uncompressed), or "none"."""
+        if self.is_none:
+            return "none"
+        parts = (self.depth.keep, self.length.keep, self.width.fraction)
+        layers, tokens, fraction = ("all" if part is None else part for part in parts)
+        return f"{layers}l_{tokens}t_{fraction}h"
+
+
+def _parse_depth(value: str) -> Depth:
+    if value == "none":
+        return Depth(None, None)
+    if match := re.fullmatch(r"all-top([0-9]+)", value):
+        return Depth(int(match[1]), None)
+    if match := re.fullmatch(r"top([0-9]+)-([0-9]+)", value):
+        return Depth(int(match[1]), int(match[2]))
+    raise ValueError("expected top<K>-<k>, all-top<K> or none")
+
+
+def _parse_length(value: str) -> Length:
+    if value == "all":
+        return Length(None, None)
+    scheme, dash, keep = value.rpartition("-")
+    if not dash or not re.fullmatch(r"[0-9]+", keep):
+        raise ValueError("expected <scheme>-<k> or all")
+    return Length(scheme, int(keep))
+
+
+def _parse_width(value: str) -> Width:
+    if value == "all":
+        return Width(None, None)
+    scheme, dash, fraction = value.rpartition("-")
+    if not dash:
+        raise ValueError("expected <scheme>-<fraction> or all")
+    try:
+        number = float(fraction)
+    except ValueError:
+        raise ValueError(f"fraction {fraction!r} is not a number") from None
+    return Width(scheme, number)
+
+
+_SEGMENT_PARSERS: tuple[tuple[str, Callable[[str], Depth | Length | Width]], ...] = (
+    ("depth", _parse_depth),
+    ("length", _parse_length),
+    ("width", _parse_width),
+)
+
+
+def parse_cell(text: str) -> Cell:
+    """Parse "depth=…/length=…/width=…"; only the canonical spelling (the one str() gives) is accepted.
+
+    Raises ValueError naming the segment that is wrong.
+    """
+    segments = text.split("/")
+    if len(segments) != len(_SEGMENT_PARSERS):
+        raise ValueError(f"cell {text!r}: expected 3 segments depth=…/length=…/width=…, got {len(segments)}")
+    parts = []
+    for (key, parser), segment in zip(_SEGMENT_PARSERS, segments, strict=True):
+        name, equals, value = segment.partition("=")
+        if name != key or not equals:
+            raise ValueError(f"cell {text!r}: segment {segment!r} should start with '{key}='")
+        try:
+            part = parser(value)
+        except ValueError as error:
+            raise ValueError(f"{key} segment {segment!r}: {error}") from None
+        # One spelling per cell, so a cell always maps to one output path.
+        if str(part) != segment:
+            raise ValueError(f"{key} segment {segment!r}: not canonical, write {str(part)!r}")
+        parts.append(part)
+    try:
+        return Cell(*parts)
+    except ValueError as error:
+        raise ValueError(f"cell {text!r}: {error}") from None
+
+
+def expand_joint(name: str, schemes: Mapping[str, str]) -> Cell:
+    """Cell for a joint name "<layers>l_<tokens>t_<fraction>h" ('all' allowed in each part).
+
+    `schemes` gives the depth mapping ("top<K>"), the length scheme and the width scheme, e.g.
+    expand_joint("1l_10t_0.1h", {"depth": "top8", "length": "attention_nosep", "width": "magnitude"})
+    is depth=top8-1/length=attention_nosep-10/width=magnitude-0.1.
+    """
+    match = re.fullmatch(r"([0-9]+|all)l_([0-9]+|all)t_([0-9.eE+-]+|all)h", name)
+    if match is None:
+        raise ValueError(f"joint name {name!r}: expected <layers>l_<tokens>t_<fraction>h, e.g. 1l_10t_0.1h")
+    layers, tokens, fraction = match.groups()
+    try:
+        top = schemes["depth"]
+        depth = f"depth=all-{top}" if layers == "all" else f"depth={top}-{layers}"
+        length = "length=all" if tokens == "all" else f"length={schemes['length']}-{tokens}"
+        width = "width=all" if fraction == "all" else f"width={schemes['width']}-{float(fraction)}"
+        return parse_cell(f"{depth}/{length}/{width}")
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"joint name {name!r}: {error}") from None
+
+
+# ------------------------------------------------------------------------------------------ compress
+
+
+def compress_batch(
+    cell: Cell,
+    hidden_states: Sequence[torch.Tensor] | torch.Tensor,
+    cls_attention: torch.Tensor | None,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    sep_token_id: int,
+    student_layers: int,
+    width_seed: int = 0,
+) -> HSKBatch:
+    """Compress one teacher forward pass for `cell` (any cell but depth=none).
+
+    `hidden_states`: the teacher's Lt + 1 tensors [B, T, D] (or one stacked [Lt + 1, B, T, D]).
+    Static width schemes draw their dims from a generator seeded with `width_seed`, so every batch
+    keeps the same dims; magnitude ranks only the values of real (non-padding) selected tokens.
+    """
+    if cell.is_none:
+        raise ValueError("depth=none has no HSK to compress")
+    batch, length = input_ids.shape
+    cell.validate(student_layers, len(hidden_states) - 1, length)
+    student = cell.student_layers(student_layers)
+    teacher = cell.teacher_layers(student_layers)
+    if cell.length.scheme is None:
+        token_index = torch.arange(length, device=input_ids.device).expand(batch, length)
+    else:
+        token_index = select_tokens(
+            cell.length.scheme, cell.length.keep, input_ids, attention_mask, cls_attention, sep_token_id
+        )
+    layers = torch.stack([hidden_states[index] for index in teacher], dim=1)  # [B, L, T, D]
+    hidden_size = layers.shape[-1]
+    gather_index = token_index[:, None, :, None].expand(-1, len(teacher), -1, hidden_size)
+    gathered = layers.gather(2, gather_index).float()  # [B, L, K, D]
+    width = cell.width
+    if width.scheme is None:
+        keep_mask = torch.ones(1, 1, 1, hidden_size, dtype=torch.bool, device=gathered.device)
+    elif width.scheme == "magnitude":
+        real = attention_mask.bool().gather(1, token_index)[:, None, :, None]
+        keep_mask = width_mask(width.scheme, width.fraction, gathered * real)
+    else:
+        generator = torch.Generator().manual_seed(width_seed)
+        keep_mask = width_mask(width.scheme, width.fraction, gathered, generator).view(1, 1, 1, hidden_size)
+    return HSKBatch(student, teacher, token_index, gathered * keep_mask, keep_mask)

@@ -1,0 +1,25 @@
+# hskd: ablation study of BERT hidden-state knowledge distillation (Liu et al., ACL 2021).
+# `snakemake --cores 2 --config glue_dir=/path/to/glue` runs the default study; see README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/students.smk"
+include: "workflow/rules/hsk.smk"
+include: "workflow/rules/distill.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/bench.smk"
+
+
+rule all:
+    input:
+        run_targets(),
+        report_targets(),
+    default_target: True

@@ -1,0 +1,214 @@
+"""`hskd <subcommand>`: every pipeline step, runnable by hand with the same arguments Snakemake uses.
+
+Structured settings (a config section) are passed as one JSON argument so that a rule's `params`
+hold exactly what the step depends on (Snakemake re-runs a step when they change)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hskd.config import ConfigError, Shape, StageConfig, StudentConfig, TeacherConfig
+
+
+def _json(text: str):
+    """A JSON argument, or @file holding JSON."""
+    return json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+
+
+def _teacher_config(settings: dict) -> TeacherConfig:
+    shape = settings.get("random_init")
+    return TeacherConfig(**{**settings, "random_init": Shape(**shape) if shape else None})
+
+
+def cmd_make_smoke_data(args) -> None:
+    from hskd.glue import write_smoke_tsv
+
+    write_smoke_tsv(args.out_dir, task="SST-2", n_train=args.n_train, n_dev=args.n_dev, seed=args.seed)
+
+
+def cmd_prepare_data(args) -> None:
+    from hskd.data import SPLITS, prepare_splits
+    from hskd.models import load_tokenizer
+
+    out_paths = {split: str(Path(args.out_dir) / f"{split}.safetensors") for split in SPLITS}
+    prepare_splits(
+        args.task, args.glue_dir or None, load_tokenizer(args.tokenizer), args.max_seq_length,
+        args.train_subset or None, args.heldout_size, args.seed, out_paths,
+    )  # fmt: skip
+
+
+def cmd_finetune_teacher(args) -> None:
+    from hskd.teacher import finetune
+
+    result = finetune(
+        args.task, _teacher_config(_json(args.settings)), str(Path(args.data_dir) / "train.safetensors"),
+        str(Path(args.data_dir) / "dev.safetensors"), args.out_dir, args.threads, args.group_by_length,
+    )  # fmt: skip
+    print(f"teacher {args.task}: dev {result['metric']} = {result['dev']:.4f} ({result['train_seconds']} s)")
+
+
+def cmd_init_student(args) -> None:
+    from hskd.student_init import init_student
+
+    settings = _json(args.settings)
+    shape = settings.get("random_init")
+    student = StudentConfig(**{**settings, "random_init": Shape(**shape) if shape else None})
+    init_student(args.task, student, args.teacher_dir, args.train, args.out_dir, args.seed, args.threads)
+
+
+def cmd_extract(args) -> None:
+    from hskd.compression import parse_cell
+    from hskd.extract import StoreTarget, extract
+
+    targets = [
+        StoreTarget(row["student"], row["student_layers"], parse_cell(row["cell"]), row["path"])
+        for row in _json(args.stores)
+    ]
+    manifest = extract(args.teacher_dir, args.train, targets, args.logits, args.manifest, args.threads)
+    print(f"extract: {manifest['teacher_forward_passes']} teacher batches, {len(targets)} stores")
+
+
+def cmd_distill(args) -> None:
+    from hskd.distill import RunInputs, RunSettings, run
+
+    settings = _json(args.settings)
+    settings["stage1"] = StageConfig(**settings["stage1"])
+    settings["stage2"] = StageConfig(**settings["stage2"])
+    inputs = RunInputs(
+        student_dir=args.student_dir, teacher_dir=args.teacher_dir, train=args.train, heldout=args.heldout,
+        dev=args.dev, logits=args.logits, store=args.store or None,
+    )  # fmt: skip
+    metrics = run(RunSettings(**settings), inputs, args.out)
+    print(f"{metrics['cell']} seed {metrics['seed']}: dev {metrics['metric']} final {metrics['dev_final']:.4f}")
+
+
+def cmd_evaluate(args) -> None:
+    from hskd.evaluate import evaluate_checkpoint
+
+    print(json.dumps(evaluate_checkpoint(args.model, args.task, args.split, args.threads), indent=2))
+
+
+def cmd_aggregate(args) -> None:
+    from hskd.results import aggregate
+
+    expected = Path(args.expected).read_text().split() if args.expected else None
+    missing = aggregate(args.results, args.out, select_on=args.select_on, value_column=args.value,
+                        expected=expected)
+    if missing:
+        print(f"{len(missing)} expected runs are missing:", *missing, sep="\n  ")
+
+
+def cmd_plot(args) -> None:
+    import pandas as pd
+
+    from hskd.plots import plot_all
+
+    written = plot_all(pd.read_csv(args.summary), args.out)
+    print(f"wrote {len(written)} figure files to {args.out}")
+
+
+def cmd_bench(args) -> None:
+    from hskd.bench import main as bench_main
+
+    bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hskd", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("make-smoke-data", help="write a tiny learnable SST-2-style TSV dataset")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--n-train", type=int, default=512)
+    p.add_argument("--n-dev", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_smoke_data)
+
+    p = sub.add_parser("prepare-data", help="read, split (train/heldout/dev) and tokenize a GLUE task")
+    p.add_argument("--task", required=True)
+    p.add_argument("--glue-dir", default="")
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--max-seq-length", type=int, required=True)
+    p.add_argument("--train-subset", type=int, default=0, help="0 = all")
+    p.add_argument("--heldout-size", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_prepare_data)
+
+    p = sub.add_parser("finetune-teacher", help="fine-tune the teacher on a task")
+    p.add_argument("--task", required=True)
+    p.add_argument("--settings", required=True, help="the config's teacher section as JSON (or @file)")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=True)
+    p.set_defaults(func=cmd_finetune_teacher)
+
+    p = sub.add_parser("init-student", help="build a student (pretrained truncation or pruned teacher)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--settings", required=True, help="the student's config entry as JSON, with its name")
+    p.add_argument("--teacher-dir", required=True)
+    p.add_argument("--train", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_init_student)
+
+    p = sub.add_parser("extract", help="one teacher pass: every cached cell's HSK store + teacher logits")
+    p.add_argument("--teacher-dir", required=True)
+    p.add_argument("--train", required=True)
+    p.add_argument("--stores", required=True, help="JSON list of {student, student_layers, cell, path}")
+    p.add_argument("--logits", required=True)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("distill", help="one student run: stage 1 (HSK) + stage 2 (predictions)")
+    p.add_argument("--settings", required=True, help="RunSettings as JSON (or @file)")
+    for name in ("student-dir", "teacher-dir", "train", "heldout", "dev", "logits", "out"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--store", default="", help="HSK store (cached mode)")
+    p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser("evaluate", help="GLUE metrics of a saved teacher or student on a tokenized split")
+    p.add_argument("--model", required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--split", required=True, help="tokenized split file (results/{task}/data/dev.safetensors)")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("aggregate", help="runs.csv, per-dimension tables and minimum-HSK table")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", default="results/tables")
+    p.add_argument("--select-on", choices=["train_heldout", "dev"], default="train_heldout")
+    p.add_argument("--value", choices=["dev_final", "dev_best"], default="dev_final")
+    p.add_argument("--expected", default="", help="file listing the expected metrics.json paths")
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("plot", help="figures from results/tables/summary.csv")
+    p.add_argument("--summary", default="results/tables/summary.csv")
+    p.add_argument("--out", default="results/figures")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("bench", help="speed: teacher online vs cached HSK vs student alone")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", default="results")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    print("hskd", *(argv if argv is not None else sys.argv[1:]), file=sys.stderr, flush=True)
+    try:
+        args.func(args)
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as err:
+        sys.exit(f"hskd {args.command}: error: {err}")
+
+
+if __name__ == "__main__":
+    main()

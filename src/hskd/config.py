@@ -1,0 +1,308 @@
+"""Typed study configuration: dataclasses built from the schema-validated config dict, plus the
+cross-field checks a JSON schema cannot express. Every check raises `ConfigError` naming the key."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hskd import glue
+from hskd.models import OFFLINE_MODELS, resolve_model_name
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message starts with the offending key."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    layers: int
+    hidden: int
+    heads: int
+    ffn: int
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    max_seq_length: int
+    max_seq_length_by_task: dict[str, int]
+    train_subset: int | None
+    heldout_size: int
+    subset_seed: int
+    group_by_length: bool
+
+    def seq_len(self, task: str) -> int:
+        return self.max_seq_length_by_task.get(task, self.max_seq_length)
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    model: str
+    random_init: Shape | None
+    epochs: float
+    lr: float
+    batch_size: int
+    warmup_ratio: float
+    weight_decay: float
+    seed: int
+    hidden_size: int | None
+    num_layers: int | None
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    name: str
+    family: str
+    model: str | None = None
+    random_init: Shape | None = None
+    layers: int | list[int] | None = None
+    heads: int | None = None
+    ffn: int | None = None
+    emb_rank: int | None = None
+    importance_batches: int = 16
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    epochs: float
+    epochs_by_task: dict[str, float]
+    lr: float
+    batch_size: int
+    warmup_ratio: float
+    weight_decay: float
+    temperature: float
+    eval_every: int
+    schedule: str
+
+    def epochs_for(self, task: str) -> float:
+        return self.epochs_by_task.get(task, self.epochs)
+
+
+@dataclass(frozen=True)
+class JointConfig:
+    configs: list[str]
+    depth: str
+    length: str
+    width: str
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    none: bool
+    full: bool
+    full_map: str
+    sweep_seeds: int
+    depth_maps: list[str]
+    depth_keep: list[int]
+    length_schemes: list[str]
+    length_keep: list[int]
+    width_schemes: list[str]
+    width_fractions: list[float]
+    joint: JointConfig
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    tasks: list[str]
+    glue_dir: str | None
+    threads: int
+    seeds: list[int]
+    kd_mode: str
+    cache_budget_gb: float
+    width_loss: str
+    freeze_word_embeddings: bool
+    data: DataConfig
+    teacher: TeacherConfig
+    students: dict[str, StudentConfig]
+    stage1: StageConfig
+    stage2: StageConfig
+    grid: GridConfig
+    baseline_lrs: list[float]
+    select_on: str
+    report_value: str
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+
+def _shape(value: dict | None) -> Shape | None:
+    return Shape(**value) if value else None
+
+
+def _stage(value: dict) -> StageConfig:
+    return StageConfig(**value)
+
+
+def from_dict(config: dict[str, Any]) -> StudyConfig:
+    """Build the typed config from a dict already validated (and defaulted) by the JSON schema."""
+    grid = config["grid"]
+    students = {
+        name: StudentConfig(name=name, **{**spec, "random_init": _shape(spec.get("random_init"))})
+        for name, spec in config["students"].items()
+    }
+    glue_dir = config["glue_dir"] or os.environ.get("GLUE_DIR") or None
+    return StudyConfig(
+        tasks=list(config["tasks"]),
+        glue_dir=glue_dir,
+        threads=config["threads"],
+        seeds=list(config["seeds"]),
+        kd_mode=config["kd_mode"],
+        cache_budget_gb=float(config["cache_budget_gb"]),
+        width_loss=config["width_loss"],
+        freeze_word_embeddings=config["freeze_word_embeddings"],
+        data=DataConfig(**config["data"]),
+        teacher=TeacherConfig(**{**config["teacher"], "random_init": _shape(config["teacher"]["random_init"])}),
+        students=students,
+        stage1=_stage(config["stage1"]),
+        stage2=_stage(config["stage2"]),
+        grid=GridConfig(
+            none=grid["none"],
+            full=grid["full"],
+            full_map=grid["full_map"],
+            sweep_seeds=grid["sweep_seeds"],
+            depth_maps=list(grid["depth"]["maps"]),
+            depth_keep=list(grid["depth"]["keep"]),
+            length_schemes=list(grid["length"]["schemes"]),
+            length_keep=list(grid["length"]["keep"]),
+            width_schemes=list(grid["width"]["schemes"]),
+            width_fractions=[float(f) for f in grid["width"]["fractions"]],
+            joint=JointConfig(**grid["joint"]),
+        ),
+        baseline_lrs=[float(lr) for lr in config["baselines"]["lrs"]],
+        select_on=config["baselines"]["select_on"],
+        report_value=config["report"]["value"],
+        raw=config,
+    )
+
+
+def load(config: dict[str, Any]) -> StudyConfig:
+    """Validate a raw config dict against the schema (filling defaults in place), then cross-check it."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA_PATH), set_default=True)
+    except WorkflowError as err:
+        raise ConfigError(_schema_message(err)) from None
+    study = from_dict(config)
+    check(study)
+    return study
+
+
+def _schema_message(err: Exception) -> str:
+    """One line out of jsonschema's multi-line validation error: the key path and the reason."""
+    cause = err.__cause__ or err.__context__
+    if cause is not None and hasattr(cause, "absolute_path"):
+        key = ".".join(str(part) for part in cause.absolute_path) or "<top level>"
+        return f"config key '{key}': {cause.message}"
+    return str(err).splitlines()[0]
+
+
+def _local_model_config(name: str) -> dict | None:
+    if name not in OFFLINE_MODELS and not Path(name).exists():
+        return None
+    config_file = Path(resolve_model_name(name)) / "config.json"
+    return json.loads(config_file.read_text()) if config_file.exists() else None
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or Path(name).exists()
+
+
+def teacher_shape(study: StudyConfig) -> tuple[int, int]:
+    """(num_layers, hidden_size) of the teacher, known without downloading anything."""
+    teacher = study.teacher
+    if teacher.random_init:
+        return teacher.random_init.layers, teacher.random_init.hidden
+    local = _local_model_config(teacher.model)
+    if local:
+        return local["num_hidden_layers"], local["hidden_size"]
+    if teacher.num_layers and teacher.hidden_size:
+        return teacher.num_layers, teacher.hidden_size
+    raise ConfigError(
+        f"teacher.num_layers/teacher.hidden_size: set both for hub model '{teacher.model}' "
+        "(needed to plan layer maps and cache sizes without network)"
+    )
+
+
+def student_layer_count(study: StudyConfig, student: StudentConfig) -> int:
+    """Number of transformer layers (Ls) of a student, known without downloading anything."""
+    if isinstance(student.layers, list):
+        return len(student.layers)
+    if isinstance(student.layers, int):
+        return student.layers
+    if student.family == "pruned":
+        return teacher_shape(study)[0]
+    if student.random_init:
+        return student.random_init.layers
+    local = _local_model_config(student.model or "")
+    if local:
+        return local["num_hidden_layers"]
+    raise ConfigError(f"students.{student.name}.layers: set it for hub model '{student.model}'")
+
+
+def _check_student(study: StudyConfig, student: StudentConfig, teacher_layers: int) -> None:
+    key = f"students.{student.name}"
+    if student.family == "pretrained":
+        if not student.model:
+            raise ConfigError(f"{key}.model: required for the pretrained family")
+        if _looks_like_path(student.model) and not Path(student.model).expanduser().is_dir():
+            raise ConfigError(f"{key}.model: folder '{student.model}' does not exist")
+        local = _local_model_config(student.model)
+        if local and isinstance(student.layers, int) and student.layers > local["num_hidden_layers"]:
+            raise ConfigError(
+                f"{key}.layers: {student.layers} > the {local['num_hidden_layers']} layers of '{student.model}'"
+            )
+        return
+    for name in ("layers", "heads", "ffn"):
+        if getattr(student, name) is None:
+            raise ConfigError(f"{key}.{name}: required for the pruned family")
+    layers = student.layers if isinstance(student.layers, list) else [student.layers]
+    if max(layers) > teacher_layers:
+        raise ConfigError(f"{key}.layers: {student.layers} exceeds the teacher's {teacher_layers} layers")
+
+
+def _check_glue_dir(study: StudyConfig) -> None:
+    if study.raw.get("synthetic_data"):
+        if study.glue_dir is None or study.tasks != ["SST-2"]:
+            raise ConfigError("synthetic_data: needs glue_dir (where to write it) and tasks: [SST-2]")
+        return
+    if study.glue_dir is None:
+        return
+    root = Path(study.glue_dir)
+    if not root.is_dir():
+        raise ConfigError(f"glue_dir: folder '{study.glue_dir}' does not exist")
+    for task in study.tasks:
+        for name in ("train.tsv", glue.get_task(task).dev_file):
+            if not (root / task / name).is_file():
+                raise ConfigError(f"glue_dir: '{root / task / name}' is missing (needed by tasks: {task})")
+
+
+def check(study: StudyConfig) -> None:
+    """Cross-field checks; raise ConfigError naming the key of the first problem."""
+    from hskd.grid import study_cells
+
+    for task in study.tasks:
+        try:
+            glue.get_task(task)
+        except ValueError as err:
+            raise ConfigError(f"tasks: {err}") from None
+    _check_glue_dir(study)
+    if _looks_like_path(study.teacher.model) and not Path(study.teacher.model).expanduser().is_dir():
+        raise ConfigError(f"teacher.model: folder '{study.teacher.model}' does not exist")
+    if study.grid.sweep_seeds > len(study.seeds):
+        raise ConfigError(f"grid.sweep_seeds: {study.grid.sweep_seeds} > the {len(study.seeds)} seeds")
+    teacher_layers, _ = teacher_shape(study)
+    for student in study.students.values():
+        _check_student(study, student, teacher_layers)
+        for task in study.tasks:
+            for cell in study_cells(study, student.name):
+                if cell.is_none:
+                    continue
+                try:
+                    cell.validate(student_layer_count(study, student), teacher_layers, study.data.seq_len(task))
+                except ValueError as err:
+                    raise ConfigError(f"grid ({task}, student {student.name}): {err}") from None

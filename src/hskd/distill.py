@@ -1,0 +1,253 @@
+"""A student run: stage 1 (HSK distillation from a store, or from the teacher online) and stage 2
+(prediction distillation on the cached teacher logits), evaluated with the task's GLUE metric."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from hskd import glue
+from hskd.compression import Cell, HSKBatch, compress_batch, hsk_loss
+from hskd.config import StageConfig
+from hskd.data import TokenizedSplit
+from hskd.extract import WIDTH_SEED
+from hskd.grid import store_bytes_per_example
+from hskd.io import package_versions, peak_rss_mb, write_json_atomic
+from hskd.models import load_tokenizer
+from hskd.store import HSKStore, file_sha256
+from hskd.students import Student, load_student
+from hskd.teacher import load_teacher, teacher_fingerprint, teacher_pass
+from hskd.training import (
+    autocast,
+    batch_stream,
+    evaluate,
+    make_optimizer,
+    prediction_kd_loss,
+    setup_runtime,
+    steps_for,
+    to_device,
+)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything one run needs; the Snakefile passes these from the config and the target path."""
+
+    task: str
+    student: str
+    cell: str
+    lr: float
+    seed: int
+    stage1: StageConfig
+    stage2: StageConfig
+    width_loss: str
+    freeze_word_embeddings: bool
+    group_by_length: bool
+    threads: int
+    kd_mode: str  # cached | online (depth=none runs have no HSK stage)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    student_dir: str
+    teacher_dir: str
+    train: str
+    heldout: str
+    dev: str
+    logits: str
+    store: str | None
+
+
+class CachedHSK:
+    """HSK targets of a batch read from a store; the teacher is never loaded."""
+
+    def __init__(self, store: HSKStore):
+        self.store = store
+
+    def __call__(self, index: torch.Tensor, batch: dict[str, torch.Tensor]) -> HSKBatch:
+        return self.store.batch(index)
+
+
+class OnlineHSK:
+    """HSK targets of a batch computed by running the teacher now, with the same compression code."""
+
+    def __init__(self, teacher_dir: str, cell: Cell, student_layers: int, max_seq_length: int, device):
+        self.model = load_teacher(teacher_dir, device, attentions=True)
+        self.sep_token_id = load_tokenizer(teacher_dir).sep_token_id
+        self.cell, self.student_layers, self.max_seq_length = cell, student_layers, max_seq_length
+
+    def __call__(self, index: torch.Tensor, batch: dict[str, torch.Tensor]) -> HSKBatch:
+        result = teacher_pass(self.model, batch, self.max_seq_length)
+        return compress_batch(
+            self.cell, result.hidden_states, result.cls_attention, result.input_ids, result.attention_mask,
+            self.sep_token_id, self.student_layers, width_seed=WIDTH_SEED,
+        )  # fmt: skip
+
+
+def _student_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: batch[name] for name in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def stage1_loss(student: Student, batch: dict[str, torch.Tensor], hsk: HSKBatch, mode: str) -> torch.Tensor:
+    """Sum over the cell's layers of the HSK loss on the cell's tokens and width mask.
+
+    Selected positions that are padding carry no loss; the token axis is cut to the batch's largest
+    count of real selected tokens (real positions precede padding and indices are sorted)."""
+    device = batch["input_ids"].device
+    lengths = batch["attention_mask"].sum(1)
+    token_index = hsk.token_index.to(device)
+    token_mask = token_index < lengths[:, None]
+    kept = int(token_mask.sum(1).max())
+    token_index = token_index[:, :kept].clamp(max=batch["input_ids"].shape[1] - 1)
+    token_mask = token_mask[:, :kept]
+    target = hsk.target[:, :, :kept].to(device)
+    keep_mask = hsk.keep_mask[..., :kept, :].to(device)
+    hidden_states = student(**_student_inputs(batch)).hidden_states
+    loss = torch.zeros((), device=device)
+    for position, layer in enumerate(hsk.student_layers):
+        hidden = hidden_states[layer]
+        selected = hidden.gather(1, token_index[..., None].expand(-1, -1, hidden.shape[-1]))
+        loss = loss + hsk_loss(
+            student.project(layer, selected).float(), target[:, position], keep_mask[:, position], mode,
+            token_mask=token_mask,
+        )  # fmt: skip
+    return loss
+
+
+def _evaluate_student(student: Student, split: TokenizedSplit, task: str, device) -> float:
+    student.eval()
+    value = evaluate(lambda b: student(**_student_inputs(b)).logits, split, task, device)
+    student.train()
+    return value[glue.get_task(task).metric]
+
+
+def run(settings: RunSettings, inputs: RunInputs, out_path: str) -> dict:
+    """Train and evaluate one student run; write its metrics.json to `out_path`."""
+    device = setup_runtime(settings.threads, settings.seed)
+    cell = _parse(settings.cell)
+    spec = glue.get_task(settings.task)
+    train, heldout, dev = (TokenizedSplit.load(p) for p in (inputs.train, inputs.heldout, inputs.dev))
+    teacher_sha, data_sha = teacher_fingerprint(inputs.teacher_dir), file_sha256(inputs.train)
+    teacher_logits = _load_logits(inputs.logits, teacher_sha, data_sha)
+    student = load_student(inputs.student_dir).to(device)
+    student.reset_new_parameters(settings.seed)
+    if settings.freeze_word_embeddings:
+        student.freeze_word_embeddings()
+    student.train()
+    result: dict = {"teacher_loaded": False, "kd_mode": "none", "dev_after_stage1": None}
+    stage2_epochs = settings.stage2.epochs_for(settings.task)
+    if cell.is_none:
+        stage2_epochs += settings.stage1.epochs_for(settings.task)
+        result.update(stage1_steps=0, stage1_seconds=0.0)
+    else:
+        if settings.kd_mode == "cached":
+            source = CachedHSK(HSKStore(inputs.store, teacher_sha256=teacher_sha, data_sha256=data_sha))
+        else:
+            source = OnlineHSK(inputs.teacher_dir, cell, student.num_layers, train.max_seq_length, device)
+            result["teacher_loaded"] = True
+        result["kd_mode"] = settings.kd_mode
+        result.update(_stage1(student, source, train, cell, settings, device))
+        result["dev_after_stage1"] = _evaluate_student(student, dev, settings.task, device)
+    result.update(_stage2(student, train, dev, teacher_logits, stage2_epochs, settings, device))
+    result["heldout_final"] = _evaluate_student(student, heldout, settings.task, device)
+    hidden_size = teacher_logits_hidden_size(inputs.teacher_dir)
+    metrics = {
+        "task": settings.task,
+        "student": settings.student,
+        **dict(segment.split("=", 1) for segment in cell.segments()),
+        "cell": str(cell),
+        "lr": settings.lr,
+        "stage1_lr": None if cell.is_none else settings.stage1.lr,
+        "seed": settings.seed,
+        "hsk_fraction": cell.hsk_fraction(student.num_layers, train.max_seq_length, hidden_size=hidden_size),
+        "hsk_bytes_per_example": 0 if cell.is_none else store_bytes_per_example(
+            cell, student.num_layers, hidden_size, train.max_seq_length),
+        "metric": spec.metric,
+        **result,
+        "train_examples": len(train),
+        "width_loss": settings.width_loss,
+        "freeze_word_embeddings": settings.freeze_word_embeddings,
+        "threads": settings.threads,
+        "device": device.type,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "settings": {"stage1": asdict(settings.stage1), "stage2": asdict(settings.stage2)},
+        "versions": package_versions(),
+    }
+    write_json_atomic(metrics, out_path)
+    return metrics
+
+
+def teacher_logits_hidden_size(teacher_dir: str) -> int:
+    import json
+
+    return json.loads((Path(teacher_dir) / "config.json").read_text())["hidden_size"]
+
+
+def _parse(text: str) -> Cell:
+    from hskd.compression import parse_cell
+
+    return parse_cell(text)
+
+
+def _load_logits(path: str, teacher_sha: str, data_sha: str) -> torch.Tensor:
+    from hskd.store import load_logits
+
+    return load_logits(path, teacher_sha256=teacher_sha, data_sha256=data_sha)
+
+
+def _stage1(student: Student, source, train: TokenizedSplit, cell: Cell, settings: RunSettings, device) -> dict:
+    stage = settings.stage1
+    batches_per_epoch = -(-len(train) // stage.batch_size)
+    total = steps_for(stage.epochs_for(settings.task), batches_per_epoch)
+    optimizer, scheduler = make_optimizer(
+        student.parameters(), stage.lr, stage.weight_decay, stage.schedule, stage.warmup_ratio, total
+    )
+    started = time.perf_counter()
+    stream = batch_stream(train, stage.batch_size, total, settings.seed, settings.group_by_length)
+    for index in tqdm(stream, total=total, desc=f"stage 1 {cell}", mininterval=10):
+        batch = to_device(train.batch(index), device)
+        hsk = source(index, batch)
+        with autocast(device):
+            loss = stage1_loss(student, batch, hsk, settings.width_loss)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    return {"stage1_steps": total, "stage1_seconds": round(time.perf_counter() - started, 2)}
+
+
+def _stage2(student, train, dev, teacher_logits, epochs: float, settings: RunSettings, device) -> dict:
+    stage = settings.stage2
+    batches_per_epoch = -(-len(train) // stage.batch_size)
+    total = steps_for(epochs, batches_per_epoch)
+    optimizer, scheduler = make_optimizer(
+        student.parameters(), settings.lr, stage.weight_decay, stage.schedule, stage.warmup_ratio, total
+    )
+    started, eval_seconds, dev_best = time.perf_counter(), 0.0, float("-inf")
+    # A different stream from stage 1's: seed offset keeps the two stages' data orders independent.
+    stream = batch_stream(train, stage.batch_size, total, settings.seed + 10_000, settings.group_by_length)
+    for step, index in enumerate(tqdm(stream, total=total, desc="stage 2", mininterval=10), start=1):
+        batch = to_device(train.batch(index), device)
+        with autocast(device):
+            logits = student(**_student_inputs(batch)).logits.float()
+            loss = prediction_kd_loss(logits, teacher_logits[index].to(device), stage.temperature)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step % stage.eval_every == 0 or step == total:
+            eval_started = time.perf_counter()
+            dev_value = _evaluate_student(student, dev, settings.task, device)
+            dev_best = max(dev_best, dev_value)
+            eval_seconds += time.perf_counter() - eval_started
+    return {
+        "dev_best": dev_best,
+        "dev_final": dev_value,
+        "stage2_steps": total,
+        "stage2_seconds": round(time.perf_counter() - started - eval_seconds, 2),
+        "eval_seconds": round(eval_seconds, 2),
+    }

@@ -1,0 +1,126 @@
+"""One teacher pass over the training split that writes every cached cell's HSK store and the teacher
+logits: the teacher runs once per task, whatever the size of the grid."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from hskd.compression import Cell, compress_batch, width_index
+from hskd.data import TokenizedSplit
+from hskd.grid import store_bytes_per_example
+from hskd.io import save_tensors_atomic, write_json_atomic
+from hskd.models import load_tokenizer
+from hskd.store import HSKStoreWriter, file_sha256
+from hskd.teacher import load_teacher, teacher_fingerprint, teacher_pass
+from hskd.training import setup_runtime, to_device
+
+# The random width subset is drawn once from this seed, so every run of a cell sees the same dims.
+WIDTH_SEED = 0
+EXTRACT_BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class StoreTarget:
+    """One store to write: a cell of a student (with Ls layers) and its output path."""
+
+    student: str
+    student_layers: int
+    cell: Cell
+    path: str
+
+
+def _writer(target: StoreTarget, split: TokenizedSplit, hidden_size: int, teacher_sha: str, data_sha: str):
+    cell, max_len = target.cell, split.max_seq_length
+    tokens = cell.num_tokens(max_len)
+    magnitude = cell.width.scheme == "magnitude"
+    return HSKStoreWriter(
+        target.path,
+        num_examples=len(split),
+        cell=str(cell),
+        split="train",
+        student_layers=cell.student_layers(target.student_layers),
+        teacher_layers=cell.teacher_layers(target.student_layers),
+        num_tokens=tokens,
+        hidden_size=hidden_size,
+        max_seq_length=max_len,
+        width_layout="magnitude" if magnitude else "dense",
+        kept_dims=None if magnitude else _kept_dims(cell, hidden_size),
+        kept_entries=max(1, round(cell.width.fraction * tokens * hidden_size)) if magnitude else None,
+        teacher_sha256=teacher_sha,
+        data_sha256=data_sha,
+        extra_metadata={"student": target.student, "width_seed": str(WIDTH_SEED)},
+    )
+
+
+def _kept_dims(cell: Cell, hidden_size: int) -> torch.Tensor:
+    if cell.width.scheme is None:
+        return torch.arange(hidden_size)
+    generator = torch.Generator().manual_seed(WIDTH_SEED)
+    return width_index(cell.width.scheme, cell.width.fraction, hidden_size, generator)
+
+
+def extract(
+    teacher_dir: str,
+    train_path: str,
+    targets: list[StoreTarget],
+    logits_path: str,
+    manifest_path: str,
+    threads: int,
+) -> dict:
+    """Run the teacher once over the training split; stream every target's store and the logits."""
+    device = setup_runtime(threads, seed=0)
+    model = load_teacher(teacher_dir, device, attentions=True)
+    sep_token_id = load_tokenizer(teacher_dir).sep_token_id
+    hidden_size = model.config.hidden_size
+    train = TokenizedSplit.load(train_path)
+    teacher_sha, data_sha = teacher_fingerprint(teacher_dir), file_sha256(train_path)
+    logits = torch.empty(len(train), model.config.num_labels)
+    started, passes = time.perf_counter(), 0
+    with ExitStack() as stack:  # every store is renamed into place only if the whole pass succeeds
+        writers = [stack.enter_context(_writer(t, train, hidden_size, teacher_sha, data_sha)) for t in targets]
+        for start in tqdm(range(0, len(train), EXTRACT_BATCH_SIZE), desc="extract", mininterval=10):
+            index = torch.arange(start, min(start + EXTRACT_BATCH_SIZE, len(train)))
+            result = teacher_pass(model, to_device(train.batch(index), device), train.max_seq_length)
+            passes += 1
+            logits[index] = result.logits.cpu()
+            for target, writer in zip(targets, writers, strict=True):
+                hsk = compress_batch(
+                    target.cell, result.hidden_states, result.cls_attention, result.input_ids,
+                    result.attention_mask, sep_token_id, target.student_layers, width_seed=WIDTH_SEED,
+                )  # fmt: skip
+                writer.write(start, hsk)
+    metadata = {"teacher_sha256": teacher_sha, "data_sha256": data_sha, "split": "train"}
+    save_tensors_atomic({"logits": logits}, logits_path, metadata)
+    manifest = {
+        "split": "train",
+        "num_examples": len(train),
+        "teacher_forward_passes": passes,
+        "batches": -(-len(train) // EXTRACT_BATCH_SIZE),
+        "teacher_passes_per_split": passes / -(-len(train) // EXTRACT_BATCH_SIZE),
+        "seconds": round(time.perf_counter() - started, 2),
+        "stores": [_manifest_row(target, writer, len(train), hidden_size, train.max_seq_length)
+                   for target, writer in zip(targets, writers, strict=True)],
+    }
+    write_json_atomic(manifest, manifest_path)
+    return manifest
+
+
+def _manifest_row(target: StoreTarget, writer, num_examples: int, hidden_size: int, max_len: int) -> dict:
+    cell = target.cell
+    kept_values = round(cell.hsk_fraction(target.student_layers, max_len, hidden_size=hidden_size)
+                        * (target.student_layers + 1) * max_len * hidden_size)
+    return {
+        "student": target.student,
+        "cell": str(cell),
+        "path": target.path,
+        "bytes": writer.bytes_per_example * num_examples,
+        "bytes_per_example": writer.bytes_per_example,
+        "expected_bytes_per_example": store_bytes_per_example(cell, target.student_layers, hidden_size, max_len),
+        "kept_values_per_example": kept_values,
+        "bytes_over_fp16_kept": writer.bytes_per_example / (2 * kept_values),
+    }

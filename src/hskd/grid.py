@@ -1,0 +1,138 @@
+"""Expanding the config's grid into cells and run targets (students x cells x learning rates x seeds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hskd import paths
+from hskd.compression import Cell, expand_joint, parse_cell
+from hskd.config import StudyConfig, student_layer_count, teacher_shape
+
+# Training-set sizes of GLUE, for sizing caches before any data is read.
+GLUE_TRAIN_SIZES = {
+    "CoLA": 8551, "SST-2": 67349, "MRPC": 3668, "STS-B": 5749,
+    "QQP": 363846, "MNLI": 392702, "QNLI": 104743, "RTE": 2490,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Run:
+    """One student training run: a task, a student, a cell, a stage-2 learning rate and a seed."""
+
+    task: str
+    student: str
+    cell: Cell
+    lr: float
+    seed: int
+
+    def wildcards(self) -> dict[str, str]:
+        return {
+            "task": self.task,
+            "student": self.student,
+            **paths.cell_wildcards(self.cell),
+            "lr": paths.format_lr(self.lr),
+            "seed": str(self.seed),
+        }
+
+    def metrics_path(self, results: str = paths.RESULTS) -> str:
+        return paths.RUN_METRICS.format(results=results, **self.wildcards())
+
+
+def _sweep_cells(study: StudyConfig, num_layers: int) -> list[Cell]:
+    grid = study.grid
+    full_map = grid.full_map
+    cells = [
+        parse_cell(f"depth={_depth(depth_map, keep, num_layers)}/length=all/width=all")
+        for depth_map in grid.depth_maps
+        for keep in grid.depth_keep
+    ]
+    cells += [
+        parse_cell(f"depth=all-{full_map}/length={scheme}-{keep}/width=all")
+        for scheme in grid.length_schemes
+        for keep in grid.length_keep
+    ]
+    cells += [
+        parse_cell(f"depth=all-{full_map}/length=all/width={scheme}-{fraction}")
+        for scheme in grid.width_schemes
+        for fraction in grid.width_fractions
+    ]
+    return cells
+
+
+def _depth(depth_map: str, keep: int, num_layers: int) -> str:
+    return f"all-{depth_map}" if keep == num_layers + 1 else f"{depth_map}-{keep}"
+
+
+def baseline_cells(study: StudyConfig) -> list[Cell]:
+    cells = []
+    if study.grid.none:
+        cells.append(parse_cell("depth=none/length=all/width=all"))
+    if study.grid.full:
+        cells.append(parse_cell(f"depth=all-{study.grid.full_map}/length=all/width=all"))
+    return cells
+
+
+def joint_cells(study: StudyConfig) -> list[Cell]:
+    joint = study.grid.joint
+    schemes = {"depth": joint.depth, "length": joint.length, "width": joint.width}
+    return [expand_joint(name, schemes) for name in joint.configs]
+
+
+def study_cells(study: StudyConfig, student: str) -> list[Cell]:
+    """Every distinct cell a student is trained on, baselines first."""
+    num_layers = student_layer_count(study, study.students[student])
+    cells: list[Cell] = []
+    for cell in baseline_cells(study) + joint_cells(study) + _sweep_cells(study, num_layers):
+        if cell not in cells:
+            cells.append(cell)
+    return cells
+
+
+def runs(study: StudyConfig) -> list[Run]:
+    """All run targets: baselines with every baseline learning rate and all seeds, joint cells with all
+    seeds, per-dimension sweeps with the first `grid.sweep_seeds` seeds, all at stage2.lr."""
+    baselines = baseline_cells(study)
+    joint = joint_cells(study)
+    result = []
+    for task in study.tasks:
+        for student in study.students:
+            for cell in study_cells(study, student):
+                lrs = study.baseline_lrs if cell in baselines else [study.stage2.lr]
+                seeds = study.seeds if cell in baselines or cell in joint else study.seeds[: study.grid.sweep_seeds]
+                result += [Run(task, student, cell, lr, seed) for lr in lrs for seed in seeds]
+    return result
+
+
+def train_size(study: StudyConfig, task: str) -> int:
+    """Upper bound of the number of training examples a store holds (before any data is read)."""
+    available = GLUE_TRAIN_SIZES.get(task, 0) - study.data.heldout_size
+    return min(study.data.train_subset, available) if study.data.train_subset else available
+
+
+def store_bytes_per_example(cell: Cell, num_layers: int, hidden_size: int, max_seq_length: int) -> int:
+    """Bytes per example of a cell's store (must match hskd.store's layout: fp16 values, int16 token
+    positions, and for magnitude width a packed bitmask of kept entries)."""
+    layers = len(cell.student_layers(num_layers))
+    tokens = cell.num_tokens(max_seq_length)
+    token_bytes = 2 * tokens
+    if cell.width.scheme == "magnitude":
+        kept = max(1, round(cell.width.fraction * tokens * hidden_size))
+        return token_bytes + layers * (2 * kept + -(-tokens * hidden_size // 8))
+    dims = hidden_size if cell.width.scheme is None else max(1, round(cell.width.fraction * hidden_size))
+    return token_bytes + layers * tokens * dims * 2
+
+
+def is_cached(study: StudyConfig, task: str, student: str, cell: Cell) -> bool:
+    """Whether a cell's runs read HSK from a store (else the teacher runs online)."""
+    if cell.is_none or study.kd_mode == "online":
+        return False
+    if study.kd_mode == "cached":
+        return True
+    num_layers = student_layer_count(study, study.students[student])
+    _, hidden = teacher_shape(study)
+    per_example = store_bytes_per_example(cell, num_layers, hidden, study.data.seq_len(task))
+    return per_example * train_size(study, task) <= study.cache_budget_gb * 1e9
+
+
+def cached_cells(study: StudyConfig, task: str, student: str) -> list[Cell]:
+    return [cell for cell in study_cells(study, student) if is_cached(study, task, student, cell)]

@@ -1,0 +1,56 @@
+"""GLUE evaluation metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from hskd.glue import get_task
+
+_F1_TASKS = ("MRPC", "QQP")
+
+
+def primary_metric(task: str) -> str:
+    """Name of the metric a task is ranked by (a key of ``compute_metrics``' result)."""
+    return get_task(task).metric
+
+
+def compute_metrics(
+    task: str, predictions: Sequence[int] | Sequence[float], labels: Sequence[int] | Sequence[float]
+) -> dict[str, float]:
+    """GLUE metrics of class-id (or, for STS-B, float) predictions against gold labels.
+
+    Classification: ``accuracy``, plus ``f1`` (positive class 1) for MRPC/QQP and ``matthews_corrcoef``
+    for CoLA. Regression: ``pearson`` and ``spearman`` (NaN when either side is constant).
+    """
+    spec = get_task(task)
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions but {len(labels)} labels")
+    if len(labels) == 0:
+        raise ValueError("cannot compute metrics of an empty split")
+    if spec.is_regression:
+        return {
+            "pearson": float(pearsonr(predictions, labels)[0]),
+            "spearman": float(spearmanr(predictions, labels)[0]),
+        }
+    metrics = {"accuracy": float(accuracy_score(labels, predictions))}
+    if spec.name in _F1_TASKS:
+        metrics["f1"] = float(f1_score(labels, predictions, pos_label=1, zero_division=0.0))
+    if spec.name == "CoLA":
+        metrics["matthews_corrcoef"] = float(matthews_corrcoef(labels, predictions))
+    return metrics
+
+
+def predictions_from_logits(task: str, logits: torch.Tensor) -> list[int] | list[float]:
+    """Argmax class ids, or for regression the scores of ``(n, 1)`` or ``(n,)`` logits."""
+    logits = logits.detach().cpu()
+    if get_task(task).is_regression:
+        if logits.ndim == 2 and logits.shape[-1] == 1:
+            logits = logits[:, 0]
+        if logits.ndim != 1:
+            raise ValueError(f"regression logits must have shape (n, 1) or (n,), got {tuple(logits.shape)}")
+        return logits.float().tolist()
+    return logits.argmax(dim=-1).tolist()

@@ -1,0 +1,32 @@
+"""Path patterns of every pipeline output (DESIGN §4), shared by the Snakefile and the library.
+
+Patterns use Snakemake/str.format wildcards; `results` is the root folder of all outputs.
+"""
+
+from __future__ import annotations
+
+RESULTS = "results"
+DATA = "{results}/{task}/data/{split}.safetensors"
+TEACHER_DIR = "{results}/{task}/teacher"
+TEACHER_METRICS = TEACHER_DIR + "/metrics.json"
+TEACHER_WEIGHTS = TEACHER_DIR + "/model.safetensors"
+LOGITS = TEACHER_DIR + "/logits_{split}.safetensors"
+STUDENT_INIT = "{results}/{task}/students/{student}/init"
+CELL = "depth={depth}/length={length}/width={width}"
+STORE = "{results}/{task}/hsk/{student}/" + CELL + "/{split}.safetensors"
+HSK_MANIFEST = "{results}/{task}/hsk/manifest.json"
+RUN_DIR = "{results}/{task}/runs/{student}/" + CELL + "/lr={lr}/seed={seed}"
+RUN_METRICS = RUN_DIR + "/metrics.json"
+TABLES = "{results}/tables"
+FIGURES = "{results}/figures"
+BENCH = "{results}/bench"
+
+
+def format_lr(lr: float) -> str:
+    """Learning rate as a path segment: Python's shortest round-tripping repr (5e-05, 0.0001)."""
+    return str(float(lr))
+
+
+def cell_wildcards(cell) -> dict[str, str]:
+    """{depth, length, width} values (without the `key=` prefix) of a cell's path segments."""
+    return dict(segment.split("=", 1) for segment in cell.segments())

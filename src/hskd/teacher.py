@@ -1,0 +1,138 @@
+"""Teacher fine-tuning on a GLUE task, and loading the fine-tuned teacher."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+from transformers import AutoModelForSequenceClassification
+
+from hskd import glue, models
+from hskd.config import TeacherConfig
+from hskd.data import TokenizedSplit
+from hskd.io import package_versions, write_json_atomic
+from hskd.store import file_sha256
+from hskd.training import (
+    autocast,
+    batch_stream,
+    evaluate,
+    make_optimizer,
+    setup_runtime,
+    steps_for,
+    task_loss,
+    to_device,
+)
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+def initial_teacher(teacher: TeacherConfig, num_labels: int, vocab_size: int):
+    """The teacher before fine-tuning: pretrained weights, or random weights of `random_init`'s shape."""
+    if teacher.random_init:
+        shape = teacher.random_init
+        return models.random_classifier(
+            num_labels, shape.layers, shape.hidden, shape.heads, shape.ffn, vocab_size, teacher.seed
+        )
+    return models.load_classifier(teacher.model, num_labels)
+
+
+def load_teacher(teacher_dir: str | Path, device: torch.device, attentions: bool = False):
+    """The fine-tuned teacher in eval mode (eager attention when [CLS] attention rows are needed)."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(teacher_dir), attn_implementation="eager" if attentions else "sdpa"
+    )
+    return model.to(device).eval()
+
+
+def teacher_fingerprint(teacher_dir: str | Path) -> str:
+    return file_sha256(Path(teacher_dir) / WEIGHTS_FILE)
+
+
+def finetune(
+    task: str,
+    teacher: TeacherConfig,
+    train_path: str,
+    dev_path: str,
+    out_dir: str,
+    threads: int,
+    group_by_length: bool,
+) -> dict:
+    """Fine-tune the teacher; save an HF checkpoint with tokenizer and metrics.json into `out_dir`."""
+    device = setup_runtime(threads, teacher.seed)
+    spec = glue.get_task(task)
+    tokenizer = models.load_tokenizer(teacher.model)
+    model = initial_teacher(teacher, spec.num_labels, tokenizer.vocab_size).to(device)
+    train, dev = TokenizedSplit.load(train_path), TokenizedSplit.load(dev_path)
+    batches_per_epoch = -(-len(train) // teacher.batch_size)
+    total_steps = steps_for(teacher.epochs, batches_per_epoch)
+    optimizer, scheduler = make_optimizer(
+        model.parameters(), teacher.lr, teacher.weight_decay, "linear", teacher.warmup_ratio, total_steps
+    )
+    started = time.perf_counter()
+    model.train()
+    stream = batch_stream(train, teacher.batch_size, total_steps, teacher.seed, group_by_length)
+    for index in tqdm(stream, total=total_steps, desc=f"teacher {task}", mininterval=10):
+        batch = to_device(train.batch(index), device)
+        labels = batch.pop("labels")
+        with autocast(device):
+            loss = task_loss(model(**batch).logits.float(), labels)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+    train_seconds = time.perf_counter() - started
+    model.eval()
+    dev_metrics = evaluate(lambda b: model(**_inputs(b)).logits, dev, task, device)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    result = {
+        "task": task,
+        "metric": spec.metric,
+        "dev": dev_metrics[spec.metric],
+        "dev_metrics": dev_metrics,
+        "steps": total_steps,
+        "train_seconds": round(train_seconds, 2),
+        "train_examples": len(train),
+        "dev_examples": len(dev),
+        "config": {**teacher.__dict__, "random_init": teacher.random_init and teacher.random_init.__dict__},
+        "threads": threads,
+        "device": device.type,
+        "versions": package_versions(),
+    }
+    write_json_atomic(result, Path(out_dir) / "metrics.json")
+    return result
+
+
+def _inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: batch[name] for name in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+@dataclass
+class TeacherPass:
+    """What one teacher forward pass gives the HSK compression, padded to max_seq_length so that a
+    cell's store has a fixed size per example and online/offline compression see the same inputs."""
+
+    hidden_states: torch.Tensor  # [Lt+1, B, T, D] float32
+    cls_attention: torch.Tensor  # [B, T]: last layer's attention from [CLS], averaged over heads
+    input_ids: torch.Tensor  # [B, T]
+    attention_mask: torch.Tensor  # [B, T]
+    logits: torch.Tensor  # [B, C]
+
+
+@torch.no_grad()
+def teacher_pass(model, batch: dict[str, torch.Tensor], max_seq_length: int) -> TeacherPass:
+    with autocast(batch["input_ids"].device):
+        out = model(**_inputs(batch), output_hidden_states=True, output_attentions=True)
+    pad = max_seq_length - batch["input_ids"].shape[1]
+    hidden = torch.stack(out.hidden_states).float()
+    return TeacherPass(
+        hidden_states=F.pad(hidden, (0, 0, 0, pad)),
+        cls_attention=F.pad(out.attentions[-1][:, :, 0, :].float().mean(1), (0, pad)),
+        input_ids=F.pad(batch["input_ids"], (0, pad)),
+        attention_mask=F.pad(batch["attention_mask"], (0, pad)),
+        logits=out.logits.float(),
+    )

@@ -1,0 +1,109 @@
+"""Pieces shared by every training loop: runtime setup, optimiser and schedule, evaluation, KD losses."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
+
+from hskd import metrics
+from hskd.data import TokenizedSplit
+
+
+def setup_runtime(threads: int, seed: int) -> torch.device:
+    """Seed every RNG, set CPU threads, pick CUDA when present (and pin GPU order)."""
+    torch.set_num_threads(threads)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; plain fp32 on CPU (bit-reproducible)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
+
+
+def steps_for(epochs: float, batches_per_epoch: int) -> int:
+    return max(1, math.ceil(epochs * batches_per_epoch))
+
+
+def make_optimizer(
+    parameters, lr: float, weight_decay: float, schedule: str, warmup_ratio: float, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with a constant or linearly decaying schedule, both with optional linear warmup."""
+    trainable = [p for p in parameters if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    warmup = int(warmup_ratio * total_steps)
+    if schedule == "constant":
+        return optimizer, get_constant_schedule_with_warmup(optimizer, warmup)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+
+
+def batch_stream(split: TokenizedSplit, batch_size: int, total_steps: int, seed: int, group_by_length: bool):
+    """Yield `total_steps` index batches, a freshly shuffled epoch (seed + epoch) whenever one runs out."""
+    epoch = 0
+    while True:
+        for index in split.batch_order(batch_size, seed + epoch, shuffle=True, group_by_length=group_by_length):
+            if total_steps == 0:
+                return
+            total_steps -= 1
+            yield index
+        epoch += 1
+
+
+@torch.no_grad()
+def predict_logits(
+    logits_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    split: TokenizedSplit,
+    device: torch.device,
+    batch_size: int = 128,
+) -> torch.Tensor:
+    """Logits for every example of a split, in order (batches grouped by length for speed)."""
+    order = split.lengths.argsort()
+    outputs = torch.empty(len(split), *_logit_shape(logits_fn, split, device))
+    for index in order.split(batch_size):
+        batch = to_device(split.batch(index), device)
+        with autocast(device):
+            outputs[index] = logits_fn(batch).float().cpu()
+    return outputs
+
+
+def _logit_shape(logits_fn, split: TokenizedSplit, device: torch.device) -> tuple[int, ...]:
+    probe = to_device(split.batch(torch.tensor([0])), device)
+    with autocast(device):
+        return tuple(logits_fn(probe).shape[1:])
+
+
+def evaluate(logits_fn, split: TokenizedSplit, task: str, device: torch.device) -> dict[str, float]:
+    """The task's GLUE metrics of a model on a split."""
+    logits = predict_logits(logits_fn, split, device)
+    predictions = metrics.predictions_from_logits(task, logits)
+    labels = split.labels.tolist()
+    return metrics.compute_metrics(task, predictions, labels)
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy, or MSE for regression (one output)."""
+    if logits.shape[-1] == 1:
+        return F.mse_loss(logits.squeeze(-1), labels.float())
+    return F.cross_entropy(logits, labels)
+
+
+def prediction_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float):
+    """Soft cross-entropy to the teacher's distribution at temperature T (MSE for regression)."""
+    if student_logits.shape[-1] == 1:
+        return F.mse_loss(student_logits, teacher_logits)
+    targets = F.softmax(teacher_logits / temperature, dim=-1)
+    return -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(-1).mean()

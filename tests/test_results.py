@@ -1,0 +1,260 @@
+"""Tests for hskd.results on synthetic metrics.json trees."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hskd.results import (
+    NONE_QUALIFIES,
+    add_cell_columns,
+    aggregate,
+    classify_cell,
+    collect_runs,
+    compare_to_full,
+    minimum_hsk,
+    select_lr,
+    summarize,
+)
+
+FULL = "depth=all-top6/length=all/width=all"
+NONE = "depth=none/length=all/width=all"
+
+
+def write_run(
+    root: Path,
+    *,
+    depth: str,
+    length: str = "all",
+    width: str = "all",
+    lr: float = 5e-05,
+    seed: int = 1,
+    dev_final: float,
+    dev_best: float | None = None,
+    heldout_final: float | None = None,
+    hsk_fraction: float = 1.0,
+    task: str = "rte",
+    student: str = "s4",
+    overrides: dict | None = None,
+) -> Path:
+    """Write one metrics.json at its hive-style path; `overrides` change what the file says."""
+    path = root / task / "runs" / student / f"depth={depth}" / f"length={length}" / f"width={width}"
+    path = path / f"lr={lr}" / f"seed={seed}" / "metrics.json"
+    record = {
+        "task": task,
+        "student": student,
+        "depth": depth,
+        "length": length,
+        "width": width,
+        "lr": lr,
+        "seed": seed,
+        "hsk_fraction": 0.0 if depth == "none" else hsk_fraction,
+        "hsk_bytes_per_example": round(1000 * hsk_fraction),
+        "metric": "accuracy",
+        "dev_best": dev_final if dev_best is None else dev_best,
+        "dev_final": dev_final,
+        "dev_after_stage1": None,
+        "heldout_best": heldout_final,
+        "heldout_final": dev_final if heldout_final is None else heldout_final,
+        "stage1_steps": 10,
+        "stage1_seconds": 1.0,
+        "stage2_steps": 10,
+        "stage2_seconds": 1.0,
+        "kd_mode": "none" if depth == "none" else "cached",
+        "teacher_loaded": False,
+        "peak_rss_mb": 100.0,
+        "threads": 1,
+        "versions": {"torch": "2.4.0"},
+        **(overrides or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
+
+
+def write_cell(root: Path, values: list[float], **cell) -> list[Path]:
+    """One run per seed (1, 2, ...) with the given dev_final values."""
+    return [write_run(root, seed=seed, dev_final=v, **cell) for seed, v in enumerate(values, start=1)]
+
+
+@pytest.fixture
+def lr_tree(tmp_path: Path) -> Path:
+    """Full HSK at two lrs: 5e-05 wins on the held-out slice, 1e-4 wins on dev."""
+    for seed, (held, best, final) in enumerate([(0.70, 0.60, 0.58), (0.72, 0.62, 0.60)], start=1):
+        write_run(
+            tmp_path,
+            depth="all-top6",
+            lr=5e-05,
+            seed=seed,
+            heldout_final=held,
+            dev_best=best,
+            dev_final=final,
+        )
+    for seed, (held, best, final) in enumerate([(0.65, 0.80, 0.79), (0.67, 0.82, 0.81)], start=1):
+        write_run(
+            tmp_path,
+            depth="all-top6",
+            lr=0.0001,
+            seed=seed,
+            heldout_final=held,
+            dev_best=best,
+            dev_final=final,
+        )
+    write_cell(tmp_path, [0.50, 0.52], depth="none")
+    return tmp_path
+
+
+@pytest.fixture
+def minimum_tree(tmp_path: Path) -> Path:
+    """A tiny cell clearly below full HSK, then a larger one equal to it, then an even larger one."""
+    write_cell(tmp_path, [0.59, 0.61], depth="none")
+    write_cell(tmp_path, [0.80, 0.81, 0.82], depth="all-top6")
+    write_cell(tmp_path, [0.50, 0.51, 0.52], depth="all-top6", width="magnitude-0.01", hsk_fraction=0.01)
+    write_cell(tmp_path, [0.80, 0.81, 0.82], depth="all-top6", length="attention-4", hsk_fraction=0.05)
+    write_cell(tmp_path, [0.81, 0.80, 0.82], depth="top6-1", hsk_fraction=1 / 6)
+    write_cell(tmp_path, [0.70, 0.72], depth="top6-1", length="attention-4", hsk_fraction=0.05 / 6)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("depth", "length", "width", "expected"),
+    [
+        ("none", "all", "all", ("none", "prediction-only", math.nan)),
+        ("all-top6", "all", "all", ("full", "full HSK", math.nan)),
+        ("top6-1", "all", "all", ("depth", "top6", 1.0)),
+        ("all-top4", "attention_nosep-4", "all", ("length", "attention_nosep", 4.0)),
+        ("all-top6", "all", "magnitude-0.1", ("width", "magnitude", 0.1)),
+        ("all-top6", "all", "random-1e-05", ("width", "random", 1e-05)),
+        ("top6-1", "attention-10", "magnitude-0.1", ("joint", "1l_10t_0.1h", math.nan)),
+        ("all-top6", "cls-1", "uniform-0.5", ("joint", "1t_0.5h", math.nan)),
+    ],
+)
+def test_classify_cell(depth: str, length: str, width: str, expected: tuple) -> None:
+    kind, strategy, amount = classify_cell(depth, length, width)
+    assert (kind, strategy) == expected[:2]
+    assert amount == expected[2] or (math.isnan(amount) and math.isnan(expected[2]))
+
+
+def test_classify_cell_refuses_compressed_prediction_only() -> None:
+    with pytest.raises(ValueError, match="depth=none"):
+        classify_cell("none", "attention-4", "all")
+
+
+def test_collect_runs_reads_every_field(lr_tree: Path) -> None:
+    runs = collect_runs(lr_tree)
+    assert len(runs) == 6
+    assert {"path", "version_torch", "dev_after_stage1", "kd_mode"} <= set(runs.columns)
+    assert "versions" not in runs.columns
+    assert sorted(runs["lr"].unique()) == [5e-05, 0.0001]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("seed", 2), ("lr", 0.001), ("width", "random-0.5"), ("task", "sst2")]
+)
+def test_collect_runs_refuses_path_field_mismatch(tmp_path: Path, field: str, value: object) -> None:
+    path = write_run(tmp_path, depth="all-top6", dev_final=0.8, overrides={field: value})
+    with pytest.raises(ValueError, match=f"field '{field}'") as error:
+        collect_runs(tmp_path)
+    assert str(path) in str(error.value)
+
+
+def test_select_lr_does_not_peek_at_dev(lr_tree: Path) -> None:
+    runs = collect_runs(lr_tree)
+    held = select_lr(runs).set_index("cell")
+    dev = select_lr(runs, "dev").set_index("cell")
+    assert held.loc[FULL, "lr"] == 5e-05
+    assert held.loc[FULL, "selection_score"] == pytest.approx(0.71)
+    assert dev.loc[FULL, "lr"] == 0.0001
+    assert held.loc[FULL, "lrs_tried"] == "5e-05,0.0001"
+    with pytest.raises(ValueError, match="select_on"):
+        select_lr(runs, "test")
+
+
+def test_summarize_means_and_stds_by_hand(lr_tree: Path) -> None:
+    runs = collect_runs(lr_tree)
+    held = summarize(runs).set_index("cell")
+    assert held.loc[FULL, "lr"] == 5e-05
+    assert held.loc[FULL, "mean"] == pytest.approx(0.59)
+    assert held.loc[FULL, "std"] == pytest.approx(math.sqrt(2 * 0.01**2))
+    assert held.loc[FULL, "n_seeds"] == 2
+    assert held.loc[NONE, "kind"] == "none"
+    assert held.loc[FULL, "gain_share"] == pytest.approx(1.0)
+    paper = summarize(runs, "dev", "dev_best").set_index("cell")
+    assert paper.loc[FULL, "lr"] == 0.0001
+    assert paper.loc[FULL, "mean"] == pytest.approx(0.81)
+
+
+def test_summarize_gain_share(minimum_tree: Path) -> None:
+    summary = summarize(collect_runs(minimum_tree)).set_index("cell")
+    assert summary.loc["depth=all-top6/length=all/width=magnitude-0.01", "gain_share"] == pytest.approx(
+        (0.51 - 0.60) / (0.81 - 0.60)
+    )
+    assert summary.loc["depth=all-top6/length=attention-4/width=all", "gain_share"] == pytest.approx(1.0)
+
+
+def test_minimum_hsk_skips_cells_below_full(minimum_tree: Path) -> None:
+    runs = add_cell_columns(collect_runs(minimum_tree))
+    table = minimum_hsk(runs, summarize(runs))
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["cell"] == "depth=all-top6/length=attention-4/width=all"
+    assert row["hsk_fraction"] == pytest.approx(0.05)
+    assert row["test"] == "welch"
+    assert row["p_value"] == pytest.approx(0.5)
+    assert row["full_mean"] == pytest.approx(0.81)
+    assert row["none_mean"] == pytest.approx(0.60)
+
+
+def test_minimum_hsk_none_qualifies(tmp_path: Path) -> None:
+    write_cell(tmp_path, [0.80, 0.81, 0.82], depth="all-top6")
+    write_cell(tmp_path, [0.50, 0.51, 0.52], depth="top6-1", hsk_fraction=1 / 6)
+    write_cell(tmp_path, [0.40], depth="top6-2", hsk_fraction=2 / 6)
+    # A single full-HSK seed makes every cell untestable, so none may be chosen.
+    write_cell(tmp_path, [0.80], depth="all-top6", task="sst2")
+    write_cell(tmp_path, [0.90, 0.91], depth="top6-1", hsk_fraction=1 / 6, task="sst2")
+    runs = collect_runs(tmp_path)
+    table = minimum_hsk(runs, summarize(runs))
+    assert table["task"].tolist() == ["rte", "sst2"]
+    assert table["cell"].tolist() == [NONE_QUALIFIES, NONE_QUALIFIES]
+
+
+def test_compare_to_full_tests() -> None:
+    full = np.array([0.80, 0.81, 0.82])
+    assert compare_to_full(np.array([0.5]), full)[1] == "one-sample"
+    assert compare_to_full(np.array([0.5]), full)[0] < 0.05
+    assert compare_to_full(np.array([0.81]), full)[0] == pytest.approx(0.5)
+    p_value, test = compare_to_full(np.array([0.5, 0.6]), np.array([0.8]))
+    assert test == "untestable" and math.isnan(p_value)
+
+
+def test_aggregate_writes_outputs_and_lists_missing(minimum_tree: Path, tmp_path_factory) -> None:
+    out = tmp_path_factory.mktemp("out")
+    present = str(next(minimum_tree.glob("*/runs/**/metrics.json")))
+    absent = str(minimum_tree / "rte/runs/s4/depth=top6-2/length=all/width=all/lr=5e-05/seed=1/metrics.json")
+    assert aggregate(minimum_tree, out, expected=[present, absent]) == [absent]
+    for kind in ("depth", "length", "width", "joint"):
+        for ext in ("csv", "md", "tex"):
+            assert (out / f"{kind}.{ext}").stat().st_size > 0
+    depth = pd.read_csv(out / "depth.csv")
+    assert depth["strategy"].tolist() == ["prediction-only (lr=5e-05)", "full HSK (lr=5e-05)", "top6"]
+    assert "\\toprule" in (out / "depth.tex").read_text()
+    assert "held-out slice of the training data" in (out / "depth.md").read_text()
+    assert "Welch" in (out / "minimum_hsk.md").read_text()
+    assert pd.read_csv(out / "minimum_hsk.csv")["cell"].tolist() == [
+        "depth=all-top6/length=attention-4/width=all"
+    ]
+    assert len(pd.read_csv(out / "runs.csv")) == 16
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+
+
+def test_aggregate_on_empty_results_writes_headers(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert aggregate(tmp_path / "results", out) == []
+    assert pd.read_csv(out / "width.csv").empty
+    assert list(pd.read_csv(out / "minimum_hsk.csv").columns)[:3] == ["task", "student", "cell"]
+    assert (out / "joint.md").read_text().startswith("|")

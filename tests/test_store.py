@@ -1,0 +1,201 @@
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from hskd.compression import HSKBatch
+from hskd.store import (
+    BITORDER,
+    HSKStore,
+    HSKStoreWriter,
+    StoreMismatchError,
+    file_sha256,
+    load_logits,
+    save_logits,
+)
+
+N, L, K, D, M = 13, 2, 5, 24, 17
+STUDENT, TEACHER = [2, 4], [6, 12]
+TEACHER_SHA, DATA_SHA = "a" * 64, "b" * 64
+
+
+def magnitude_batch(gen: torch.Generator) -> HSKBatch:
+    """Random targets keeping the M largest-magnitude entries per example and layer."""
+    hidden = torch.randn(N, L, K, D, generator=gen)
+    flat = hidden.abs().reshape(N, L, K * D)
+    keep = torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, flat.topk(M, dim=-1).indices, True)
+    keep = keep.view(N, L, K, D)
+    return HSKBatch(STUDENT, TEACHER, token_index(gen), hidden * keep, keep)
+
+
+def dense_batch(gen: torch.Generator, dims: torch.Tensor) -> HSKBatch:
+    keep = torch.zeros(D, dtype=torch.bool)
+    keep[dims] = True
+    keep = keep.view(1, 1, 1, D)
+    return HSKBatch(STUDENT, TEACHER, token_index(gen), torch.randn(N, L, K, D, generator=gen) * keep, keep)
+
+
+def token_index(gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(N, 128, generator=gen).argsort(-1)[:, :K].sort(-1).values
+
+
+def rows(batch: HSKBatch, start: int, stop: int) -> HSKBatch:
+    keep = batch.keep_mask if batch.keep_mask.shape[0] == 1 else batch.keep_mask[start:stop]
+    return HSKBatch(
+        batch.student_layers,
+        batch.teacher_layers,
+        batch.token_index[start:stop],
+        batch.target[start:stop],
+        keep,
+    )
+
+
+def writer(path, layout: str, dims: torch.Tensor | None = None, **overrides) -> HSKStoreWriter:
+    kwargs = dict(
+        num_examples=N,
+        cell="depth=top2/length=all/width=x",
+        split="train",
+        student_layers=STUDENT,
+        teacher_layers=TEACHER,
+        num_tokens=K,
+        hidden_size=D,
+        max_seq_length=128,
+        width_layout=layout,
+        kept_dims=dims,
+        kept_entries=M if layout == "magnitude" else None,
+        teacher_sha256=TEACHER_SHA,
+        data_sha256=DATA_SHA,
+        extra_metadata={"task": "sst2"},
+    )
+    return HSKStoreWriter(path, **{**kwargs, **overrides})
+
+
+def write_in_chunks(path, batch: HSKBatch, layout: str, dims: torch.Tensor | None = None) -> None:
+    with writer(path, layout, dims) as w:
+        for start in (5, 0, 9):  # out of order on purpose
+            stop = {0: 5, 5: 9, 9: N}[start]
+            w.write(start, rows(batch, start, stop))
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
+
+
+@pytest.mark.parametrize("layout", ["magnitude", "dense-subset", "dense-all"])
+def test_round_trip(tmp_path, gen, layout):
+    path = tmp_path / "hsk.safetensors"
+    if layout == "magnitude":
+        dims, batch = None, magnitude_batch(gen)
+        write_in_chunks(path, batch, "magnitude")
+    else:
+        dims = torch.tensor([7, 1, 20, 3]) if layout == "dense-subset" else None
+        batch = dense_batch(gen, torch.arange(D) if dims is None else dims)
+        write_in_chunks(path, batch, "dense", dims)
+
+    store = HSKStore(path, teacher_sha256=TEACHER_SHA, data_sha256=DATA_SHA)
+    assert (store.num_examples, store.cell, store.metadata["task"]) == (
+        N,
+        "depth=top2/length=all/width=x",
+        "sst2",
+    )
+    assert (store.student_layers, store.teacher_layers) == (STUDENT, TEACHER)
+    idx = [4, 0, 12, 4, 7]
+    got = store.batch(torch.tensor(idx))
+    assert got.token_index.dtype == torch.int64
+    assert torch.equal(got.token_index, batch.token_index[idx])
+    assert got.target.dtype == torch.float32 and got.target.shape == (len(idx), L, K, D)
+    torch.testing.assert_close(got.target, batch.target[idx], rtol=1e-3, atol=1e-3)
+    expected_keep = batch.keep_mask if layout != "magnitude" else batch.keep_mask[idx]
+    assert torch.equal(got.keep_mask, expected_keep)
+    assert store.batch(np.array([3])).target.shape == (1, L, K, D)
+
+
+def test_file_is_valid_safetensors(tmp_path, gen):
+    path = tmp_path / "hsk.safetensors"
+    batch = magnitude_batch(gen)
+    write_in_chunks(path, batch, "magnitude")
+    with safe_open(path, "np") as f:
+        assert f.metadata()["width_layout"] == "magnitude"
+        assert f.metadata()["num_examples"] == str(N)
+        assert f.get_tensor("token_index").dtype == np.int16
+        np.testing.assert_array_equal(f.get_tensor("token_index"), batch.token_index.numpy())
+        np.testing.assert_array_equal(f.get_tensor("student_layers"), STUDENT)
+        np.testing.assert_array_equal(f.get_tensor("teacher_layers"), TEACHER)
+        flat_keep = batch.keep_mask.reshape(N, L, K * D).numpy()
+        np.testing.assert_array_equal(
+            f.get_tensor("entry_bits"), np.packbits(flat_keep, -1, bitorder=BITORDER)
+        )
+        values = batch.target.reshape(N, L, K * D).numpy()[flat_keep].reshape(N, L, M)
+        np.testing.assert_allclose(f.get_tensor("values"), values, rtol=1e-3, atol=1e-3)
+
+
+def test_fingerprint_mismatch_refused(tmp_path, gen):
+    path = tmp_path / "hsk.safetensors"
+    write_in_chunks(path, magnitude_batch(gen), "magnitude")
+    HSKStore(path, teacher_sha256=TEACHER_SHA, data_sha256=DATA_SHA)
+    for kwargs, what in (({"teacher_sha256": "c" * 64}, "teacher"), ({"data_sha256": "d" * 64}, "data")):
+        with pytest.raises(StoreMismatchError) as err:
+            HSKStore(path, **kwargs)
+        message = str(err.value)
+        assert "\n" not in message
+        assert message.startswith(f"{path}: store was built from {what} sha256 ")
+        assert message.endswith("re-run extraction")
+
+
+def test_exception_leaves_no_files(tmp_path, gen):
+    path = tmp_path / "hsk.safetensors"
+    batch = magnitude_batch(gen)
+    with pytest.raises(RuntimeError, match="boom"), writer(path, "magnitude") as w:
+        w.write(0, rows(batch, 0, 4))
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_examples_raise(tmp_path, gen):
+    path = tmp_path / "hsk.safetensors"
+    batch = magnitude_batch(gen)
+    with pytest.raises(ValueError, match="never written"), writer(path, "magnitude") as w:
+        w.write(0, rows(batch, 0, 4))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dense_keep_mask_must_match_kept_dims(tmp_path, gen):
+    batch = dense_batch(gen, torch.tensor([1, 2]))
+    with (
+        pytest.raises(ValueError, match="kept_dims"),
+        writer(tmp_path / "s", "dense", torch.tensor([1, 3])) as w,
+    ):
+        w.write(0, batch)
+
+
+def test_bytes_per_example(tmp_path):
+    small = dict(num_examples=2, student_layers=[3], teacher_layers=[6], num_tokens=10, hidden_size=384)
+    with (
+        pytest.raises(ValueError, match="never written"),
+        writer(tmp_path / "s", "magnitude", kept_entries=384, **small) as w,
+    ):
+        assert w.bytes_per_example == 384 * 2 + 10 * 384 // 8 + 10 * 2
+    with (
+        pytest.raises(ValueError, match="never written"),
+        writer(tmp_path / "s", "dense", torch.arange(0, 384, 2), **small) as w,
+    ):
+        assert w.bytes_per_example == 10 * 192 * 2 + 10 * 2
+
+
+def test_logits_round_trip_and_refusal(tmp_path):
+    path = tmp_path / "logits.safetensors"
+    logits = torch.randn(7, 3)
+    save_logits(path, logits, {"teacher_sha256": TEACHER_SHA, "data_sha256": DATA_SHA})
+    assert [p.name for p in tmp_path.iterdir()] == ["logits.safetensors"]
+    torch.testing.assert_close(load_logits(path, teacher_sha256=TEACHER_SHA, data_sha256=DATA_SHA), logits)
+    with pytest.raises(StoreMismatchError, match="re-run extraction"):
+        load_logits(path, data_sha256="e" * 64)
+
+
+def test_file_sha256(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"abc" * 1000)
+    assert file_sha256(path, chunk=7) == hashlib.sha256(b"abc" * 1000).hexdigest()

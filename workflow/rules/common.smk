@@ -1,0 +1,102 @@
+# Config validation and the small input functions the rules use. All logic lives in the hskd package.
+import json
+import sys
+
+from hskd import paths
+from hskd.config import ConfigError, load as load_study
+from hskd.grid import cached_cells, is_cached, runs
+from hskd.compression import parse_cell
+from hskd.config import student_layer_count
+
+try:
+    STUDY = load_study(config)  # schema defaults filled in place; cross-field checks; before any job
+except ConfigError as err:
+    sys.exit(f"hskd config error: {err}")
+
+R = paths.RESULTS
+HSKD = "hskd"
+
+
+wildcard_constraints:
+    task="[A-Za-z0-9-]+",
+    split="train|heldout|dev",
+    student="[A-Za-z0-9_.]+",
+    depth="none|all-top[0-9]+|top[0-9]+-[0-9]+",
+    length="all|(left|attention|attention_nosep|cls)-[0-9]+",
+    width="all|(random|uniform|magnitude)-[0-9.e-]+",
+    lr="[0-9.e+-]+",
+    seed="[0-9]+",
+
+
+def as_json(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def run_targets():
+    return [run.metrics_path(R) for run in runs(STUDY)]
+
+
+def cell_of(wildcards):
+    return parse_cell(f"depth={wildcards.depth}/length={wildcards.length}/width={wildcards.width}")
+
+
+def data_files(task):
+    return {split: paths.DATA.format(results=R, task=task, split=split) for split in ("train", "heldout", "dev")}
+
+
+def teacher_files(task):
+    teacher_dir = paths.TEACHER_DIR.format(results=R, task=task)
+    return {"weights": f"{teacher_dir}/model.safetensors", "config": f"{teacher_dir}/config.json"}
+
+
+def store_targets(task):
+    """[{student, student_layers, cell, path}] of every cached store of a task."""
+    targets = []
+    for student in STUDY.students:
+        layers = student_layer_count(STUDY, STUDY.students[student])
+        for cell in cached_cells(STUDY, task, student):
+            wildcards = paths.cell_wildcards(cell)
+            path = paths.STORE.format(results=R, task=task, student=student, split="train", **wildcards)
+            targets.append({"student": student, "student_layers": layers, "cell": str(cell), "path": path})
+    return targets
+
+
+def run_inputs(wildcards):
+    inputs = {
+        **data_files(wildcards.task),
+        **teacher_files(wildcards.task),
+        "student": paths.STUDENT_INIT.format(results=R, task=wildcards.task, student=wildcards.student),
+        "logits": paths.LOGITS.format(results=R, task=wildcards.task, split="train"),
+    }
+    if is_cached(STUDY, wildcards.task, wildcards.student, cell_of(wildcards)):
+        inputs["store"] = paths.STORE.format(results=R, split="train", **wildcards)
+    return inputs
+
+
+def run_settings(wildcards):
+    cell = cell_of(wildcards)
+    return as_json({
+        "task": wildcards.task,
+        "student": wildcards.student,
+        "cell": str(cell),
+        "lr": float(wildcards.lr),
+        "seed": int(wildcards.seed),
+        "stage1": STUDY.raw["stage1"],
+        "stage2": STUDY.raw["stage2"],
+        "width_loss": STUDY.width_loss,
+        "freeze_word_embeddings": STUDY.freeze_word_embeddings,
+        "group_by_length": STUDY.data.group_by_length,
+        "threads": STUDY.threads,
+        "kd_mode": "cached" if is_cached(STUDY, wildcards.task, wildcards.student, cell) else "online",
+    })
+
+
+def report_targets():
+    tables = paths.TABLES.format(results=R)
+    figures = paths.FIGURES.format(results=R)
+    stems = [f"{kind}_{task}" for task in STUDY.tasks for kind in ("marginal_utility", "depth", "length", "width", "joint")]
+    return (
+        [f"{tables}/runs.csv", f"{tables}/summary.csv", f"{tables}/minimum_hsk.md"]
+        + [f"{tables}/{kind}.{ext}" for kind in ("depth", "length", "width", "joint") for ext in ("csv", "md", "tex")]
+        + [f"{figures}/{stem}.{ext}" for stem in stems for ext in ("pdf", "png")]
+    )

@@ -1,0 +1,18 @@
+rule distill:
+    input:
+        unpack(run_inputs),
+    output:
+        paths.RUN_METRICS.format(results=R, task="{task}", student="{student}", depth="{depth}",
+                                 length="{length}", width="{width}", lr="{lr}", seed="{seed}"),
+    params:
+        settings=run_settings,
+        store=lambda w, input: input.get("store", ""),
+    threads: STUDY.threads
+    resources:
+        gpu=1 if STUDY.raw["gpu"] else 0,
+    log:
+        "logs/{task}/runs/{student}/depth={depth}/length={length}/width={width}/lr={lr}/seed={seed}.log",
+    shell:
+        "{HSKD} distill --settings '{params.settings}' --student-dir {input.student}"
+        " --teacher-dir $(dirname {input.weights}) --train {input.train} --heldout {input.heldout}"
+        " --dev {input.dev} --logits {input.logits} --store '{params.store}' --out {output} > {log} 2>&1"

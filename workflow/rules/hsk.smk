@@ -1,0 +1,26 @@
+# One extraction job per task: a single teacher pass writes every cached store of every student.
+# (Rules are generated per task because the set of stores - a rule's outputs - depends on the task.)
+for _task in STUDY.tasks:
+    _targets = store_targets(_task)
+
+    rule:
+        name:
+            f"extract_{_task.replace('-', '_')}"
+        input:
+            **teacher_files(_task),
+            train=paths.DATA.format(results=R, task=_task, split="train"),
+        output:
+            stores=[target["path"] for target in _targets],
+            logits=paths.LOGITS.format(results=R, task=_task, split="train"),
+            manifest=paths.HSK_MANIFEST.format(results=R, task=_task),
+        params:
+            stores=as_json(_targets),
+        threads: STUDY.threads
+        resources:
+            gpu=1 if STUDY.raw["gpu"] else 0,
+        log:
+            f"logs/{_task}/extract.log",
+        shell:
+            "{HSKD} extract --teacher-dir $(dirname {input.weights}) --train {input.train}"
+            " --stores '{params.stores}' --logits {output.logits} --manifest {output.manifest}"
+            " --threads {threads} > {log} 2>&1"

@@ -1,0 +1,20 @@
+rule finetune_teacher:
+    input:
+        train=paths.DATA.format(results=R, task="{task}", split="train"),
+        dev=paths.DATA.format(results=R, task="{task}", split="dev"),
+    output:
+        weights=paths.TEACHER_WEIGHTS.format(results=R, task="{task}"),
+        config=paths.TEACHER_DIR.format(results=R, task="{task}") + "/config.json",
+        metrics=paths.TEACHER_METRICS.format(results=R, task="{task}"),
+    params:
+        settings=as_json(STUDY.raw["teacher"]),
+        group="--group-by-length" if STUDY.data.group_by_length else "--no-group-by-length",
+        out_dir=lambda w, output: os.path.dirname(output.metrics),
+    threads: STUDY.threads
+    resources:
+        gpu=1 if STUDY.raw["gpu"] else 0,
+    log:
+        "logs/{task}/finetune_teacher.log",
+    shell:
+        "{HSKD} finetune-teacher --task {wildcards.task} --settings '{params.settings}'"
+        " --data-dir $(dirname {input.train}) --out-dir {params.out_dir} --threads {threads} {params.group} > {log} 2>&1"
