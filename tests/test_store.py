@@ -2,6 +2,7 @@ import hashlib
 
 import numpy as np
 import pytest
+import safetensors.numpy
 import torch
 from safetensors import safe_open
 
@@ -193,6 +194,13 @@ def test_logits_round_trip_and_refusal(tmp_path):
     torch.testing.assert_close(load_logits(path, teacher_sha256=TEACHER_SHA, data_sha256=DATA_SHA), logits)
     with pytest.raises(StoreMismatchError, match="re-run extraction"):
         load_logits(path, data_sha256="e" * 64)
+
+
+def test_unknown_format_version_refused(tmp_path):
+    path = tmp_path / "logits.safetensors"
+    safetensors.numpy.save_file({"logits": np.zeros((2, 2), np.float32)}, path, metadata={"format_version": "99"})
+    with pytest.raises(StoreMismatchError, match="format_version"):
+        load_logits(path)
 
 
 def test_file_sha256(tmp_path):

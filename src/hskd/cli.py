@@ -106,7 +106,7 @@ def cmd_plot(args) -> None:
 
     from hskd.plots import plot_all
 
-    written = plot_all(pd.read_csv(args.summary), args.out)
+    written = plot_all(pd.read_csv(args.summary), args.out, tasks=args.tasks or None)
     print(f"wrote {len(written)} figure files to {args.out}")
 
 
@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="figures from results/tables/summary.csv")
     p.add_argument("--summary", default="results/tables/summary.csv")
     p.add_argument("--out", default="results/figures")
+    p.add_argument("--tasks", nargs="*", default=[], help="draw figures for these tasks even without runs")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("bench", help="speed: teacher online vs cached HSK vs student alone")

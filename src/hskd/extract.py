@@ -13,9 +13,9 @@ from tqdm import tqdm
 from hskd.compression import Cell, compress_batch, width_index
 from hskd.data import TokenizedSplit
 from hskd.grid import store_bytes_per_example
-from hskd.io import save_tensors_atomic, write_json_atomic
+from hskd.io import write_json_atomic
 from hskd.models import load_tokenizer
-from hskd.store import HSKStoreWriter, file_sha256
+from hskd.store import HSKStoreWriter, file_sha256, save_logits
 from hskd.teacher import load_teacher, teacher_fingerprint, teacher_pass
 from hskd.training import setup_runtime, to_device
 
@@ -95,7 +95,7 @@ def extract(
                 )  # fmt: skip
                 writer.write(start, hsk)
     metadata = {"teacher_sha256": teacher_sha, "data_sha256": data_sha, "split": "train"}
-    save_tensors_atomic({"logits": logits}, logits_path, metadata)
+    save_logits(logits_path, logits, metadata)
     manifest = {
         "split": "train",
         "num_examples": len(train),

@@ -30,7 +30,8 @@ rule plot:
                      caption="../report/joint.rst", category="Figures"),
     params:
         out=f"{R}/figures",
+        tasks=" ".join(STUDY.tasks),
     log:
         "logs/plot.log",
     shell:
-        "{HSKD} plot --summary {input.summary} --out {params.out} > {log} 2>&1"
+        "{HSKD} plot --summary {input.summary} --out {params.out} --tasks {params.tasks} > {log} 2>&1"
