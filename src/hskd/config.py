@@ -277,8 +277,13 @@ def _check_glue_dir(study: StudyConfig) -> None:
         raise ConfigError(f"glue_dir: folder '{study.glue_dir}' does not exist")
     for task in study.tasks:
         for name in ("train.tsv", glue.get_task(task).dev_file):
-            if not (root / task / name).is_file():
-                raise ConfigError(f"glue_dir: '{root / task / name}' is missing (needed by tasks: {task})")
+            path = root / task / name
+            if not path.is_file():
+                raise ConfigError(f"glue_dir: '{path}' is missing (needed by tasks: {task})")
+            try:  # a malformed row stops the study before any job runs, not an hour into it
+                glue.read_tsv(task, path)
+            except glue.GlueFormatError as err:
+                raise ConfigError(f"glue_dir: {err}") from None
 
 
 def check(study: StudyConfig) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,14 +12,14 @@ import torch
 from tqdm import tqdm
 
 from hskd import glue
-from hskd.compression import Cell, HSKBatch, compress_batch, hsk_loss
+from hskd.compression import Cell, HSKBatch, compress_batch, hsk_loss, parse_cell
 from hskd.config import StageConfig
 from hskd.data import TokenizedSplit
 from hskd.extract import WIDTH_SEED
 from hskd.grid import store_bytes_per_example
 from hskd.io import package_versions, peak_rss_mb, write_json_atomic
 from hskd.models import load_tokenizer
-from hskd.store import HSKStore, file_sha256
+from hskd.store import HSKStore, file_sha256, load_logits
 from hskd.students import Student, load_student
 from hskd.teacher import load_teacher, teacher_fingerprint, teacher_pass
 from hskd.training import (
@@ -129,11 +130,11 @@ def _evaluate_student(student: Student, split: TokenizedSplit, task: str, device
 def run(settings: RunSettings, inputs: RunInputs, out_path: str) -> dict:
     """Train and evaluate one student run; write its metrics.json to `out_path`."""
     device = setup_runtime(settings.threads, settings.seed)
-    cell = _parse(settings.cell)
+    cell = parse_cell(settings.cell)
     spec = glue.get_task(settings.task)
     train, heldout, dev = (TokenizedSplit.load(p) for p in (inputs.train, inputs.heldout, inputs.dev))
     teacher_sha, data_sha = teacher_fingerprint(inputs.teacher_dir), file_sha256(inputs.train)
-    teacher_logits = _load_logits(inputs.logits, teacher_sha, data_sha)
+    teacher_logits = load_logits(inputs.logits, teacher_sha256=teacher_sha, data_sha256=data_sha)
     student = load_student(inputs.student_dir).to(device)
     student.reset_new_parameters(settings.seed)
     if settings.freeze_word_embeddings:
@@ -143,7 +144,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str) -> dict:
     stage2_epochs = settings.stage2.epochs_for(settings.task)
     if cell.is_none:
         stage2_epochs += settings.stage1.epochs_for(settings.task)
-        result.update(stage1_steps=0, stage1_seconds=0.0)
+        result.update(stage1_steps=0, stage1_seconds=0.0, stage1_loss=None)
     else:
         if settings.kd_mode == "cached":
             source = CachedHSK(HSKStore(inputs.store, teacher_sha256=teacher_sha, data_sha256=data_sha))
@@ -155,7 +156,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str) -> dict:
         result["dev_after_stage1"] = _evaluate_student(student, dev, settings.task, device)
     result.update(_stage2(student, train, dev, teacher_logits, stage2_epochs, settings, device))
     result["heldout_final"] = _evaluate_student(student, heldout, settings.task, device)
-    hidden_size = teacher_logits_hidden_size(inputs.teacher_dir)
+    hidden_size = _teacher_hidden_size(inputs.teacher_dir)
     metrics = {
         "task": settings.task,
         "student": settings.student,
@@ -182,22 +183,9 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str) -> dict:
     return metrics
 
 
-def teacher_logits_hidden_size(teacher_dir: str) -> int:
-    import json
-
+def _teacher_hidden_size(teacher_dir: str) -> int:
+    """The teacher's width, read from its config (the teacher itself is not loaded)."""
     return json.loads((Path(teacher_dir) / "config.json").read_text())["hidden_size"]
-
-
-def _parse(text: str) -> Cell:
-    from hskd.compression import parse_cell
-
-    return parse_cell(text)
-
-
-def _load_logits(path: str, teacher_sha: str, data_sha: str) -> torch.Tensor:
-    from hskd.store import load_logits
-
-    return load_logits(path, teacher_sha256=teacher_sha, data_sha256=data_sha)
 
 
 def _stage1(student: Student, source, train: TokenizedSplit, cell: Cell, settings: RunSettings, device) -> dict:
@@ -207,7 +195,7 @@ def _stage1(student: Student, source, train: TokenizedSplit, cell: Cell, setting
     optimizer, scheduler = make_optimizer(
         student.parameters(), stage.lr, stage.weight_decay, stage.schedule, stage.warmup_ratio, total
     )
-    started = time.perf_counter()
+    started, losses = time.perf_counter(), []
     stream = batch_stream(train, stage.batch_size, total, settings.seed, settings.group_by_length)
     for index in tqdm(stream, total=total, desc=f"stage 1 {cell}", mininterval=10):
         batch = to_device(train.batch(index), device)
@@ -218,7 +206,18 @@ def _stage1(student: Student, source, train: TokenizedSplit, cell: Cell, setting
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-    return {"stage1_steps": total, "stage1_seconds": round(time.perf_counter() - started, 2)}
+        losses.append(loss.item())
+    return {
+        "stage1_steps": total,
+        "stage1_seconds": round(time.perf_counter() - started, 2),
+        "stage1_loss": _tail_mean(losses),
+    }
+
+
+def _tail_mean(losses: list[float], window: int = 50) -> float:
+    """Mean training loss over the last `window` steps."""
+    tail = losses[-window:]
+    return sum(tail) / len(tail)
 
 
 def _stage2(student, train, dev, teacher_logits, epochs: float, settings: RunSettings, device) -> dict:
@@ -228,7 +227,7 @@ def _stage2(student, train, dev, teacher_logits, epochs: float, settings: RunSet
     optimizer, scheduler = make_optimizer(
         student.parameters(), settings.lr, stage.weight_decay, stage.schedule, stage.warmup_ratio, total
     )
-    started, eval_seconds, dev_best = time.perf_counter(), 0.0, float("-inf")
+    started, eval_seconds, dev_best, losses = time.perf_counter(), 0.0, float("-inf"), []
     # A different stream from stage 1's: seed offset keeps the two stages' data orders independent.
     stream = batch_stream(train, stage.batch_size, total, settings.seed + 10_000, settings.group_by_length)
     for step, index in enumerate(tqdm(stream, total=total, desc="stage 2", mininterval=10), start=1):
@@ -240,6 +239,7 @@ def _stage2(student, train, dev, teacher_logits, epochs: float, settings: RunSet
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
         if step % stage.eval_every == 0 or step == total:
             eval_started = time.perf_counter()
             dev_value = _evaluate_student(student, dev, settings.task, device)
@@ -249,6 +249,7 @@ def _stage2(student, train, dev, teacher_logits, epochs: float, settings: RunSet
         "dev_best": dev_best,
         "dev_final": dev_value,
         "stage2_steps": total,
+        "stage2_loss": _tail_mean(losses),
         "stage2_seconds": round(time.perf_counter() - started - eval_seconds, 2),
         "eval_seconds": round(eval_seconds, 2),
     }

@@ -5,8 +5,12 @@ rule bench:
         csv=f"{R}/tables/speed.csv",
         md=f"{R}/tables/speed.md",
         figure=expand(f"{R}/figures/speedup.{{ext}}", ext=["pdf", "png"]),
+    params:
+        results=lambda w, output: os.path.dirname(os.path.dirname(output.json)),
     threads: workflow.cores
+    conda:
+        "../../envs/hskd.yaml"
     log:
         "logs/bench.log",
     shell:
-        "{HSKD} bench --out {R} --threads {threads} > {log} 2>&1"
+        "hskd bench --out {params.results} --threads {threads} > {log} 2>&1"

@@ -7,6 +7,7 @@ from hskd.config import ConfigError, load as load_study
 from hskd.grid import cached_cells, is_cached, runs
 from hskd.compression import parse_cell
 from hskd.config import student_layer_count
+from hskd.glue import get_task
 
 try:
     STUDY = load_study(config)  # schema defaults filled in place; cross-field checks; before any job
@@ -14,7 +15,6 @@ except ConfigError as err:
     sys.exit(f"hskd config error: {err}")
 
 R = paths.RESULTS
-HSKD = "hskd"
 
 
 wildcard_constraints:
@@ -45,8 +45,10 @@ def data_files(task):
 
 
 def teacher_files(task):
-    teacher_dir = paths.TEACHER_DIR.format(results=R, task=task)
-    return {"weights": f"{teacher_dir}/model.safetensors", "config": f"{teacher_dir}/config.json"}
+    return {
+        "weights": paths.TEACHER_WEIGHTS.format(results=R, task=task),
+        "config": paths.TEACHER_CONFIG.format(results=R, task=task),
+    }
 
 
 def store_targets(task):
@@ -100,3 +102,10 @@ def report_targets():
         + [f"{tables}/{kind}.{ext}" for kind in ("depth", "length", "width", "joint") for ext in ("csv", "md", "tex")]
         + [f"{figures}/{stem}.{ext}" for stem in stems for ext in ("pdf", "png")]
     )
+
+
+def glue_inputs(wildcards):
+    if STUDY.glue_dir is None:
+        return []
+    folder = f"{STUDY.glue_dir}/{wildcards.task}"
+    return [f"{folder}/train.tsv", f"{folder}/{get_task(wildcards.task).dev_file}"]

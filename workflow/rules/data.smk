@@ -5,20 +5,13 @@ if STUDY.raw["synthetic_data"]:
             train=f"{STUDY.glue_dir}/SST-2/train.tsv",
             dev=f"{STUDY.glue_dir}/SST-2/dev.tsv",
         params:
-            out=STUDY.glue_dir,
+            out=lambda w, output: os.path.dirname(os.path.dirname(output.train)),
+        conda:
+            "../../envs/hskd.yaml"
         log:
             "logs/smoke_data.log",
         shell:
-            "{HSKD} make-smoke-data --out-dir {params.out} > {log} 2>&1"
-
-
-def glue_inputs(wildcards):
-    if STUDY.glue_dir is None:
-        return []
-    from hskd.glue import get_task
-
-    folder = f"{STUDY.glue_dir}/{wildcards.task}"
-    return [f"{folder}/train.tsv", f"{folder}/{get_task(wildcards.task).dev_file}"]
+            "hskd make-smoke-data --out-dir {params.out} > {log} 2>&1"
 
 
 rule prepare_data:
@@ -34,9 +27,11 @@ rule prepare_data:
         heldout_size=STUDY.data.heldout_size,
         seed=STUDY.data.subset_seed,
         out_dir=lambda w, output: os.path.dirname(output.train),
+    conda:
+        "../../envs/hskd.yaml"
     log:
         "logs/{task}/prepare_data.log",
     shell:
-        "{HSKD} prepare-data --task {wildcards.task} --glue-dir '{params.glue_dir}' --tokenizer '{params.tokenizer}'"
+        "hskd prepare-data --task {wildcards.task} --glue-dir '{params.glue_dir}' --tokenizer '{params.tokenizer}'"
         " --max-seq-length {params.max_seq_length} --train-subset {params.train_subset}"
         " --heldout-size {params.heldout_size} --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"

@@ -10,9 +10,11 @@ rule distill:
     threads: STUDY.threads
     resources:
         gpu=1 if STUDY.raw["gpu"] else 0,
+    conda:
+        "../../envs/hskd.yaml"
     log:
         "logs/{task}/runs/{student}/depth={depth}/length={length}/width={width}/lr={lr}/seed={seed}.log",
     shell:
-        "{HSKD} distill --settings '{params.settings}' --student-dir {input.student}"
+        "hskd distill --settings '{params.settings}' --student-dir {input.student}"
         " --teacher-dir $(dirname {input.weights}) --train {input.train} --heldout {input.heldout}"
         " --dev {input.dev} --logits {input.logits} --store '{params.store}' --out {output} > {log} 2>&1"

@@ -18,9 +18,11 @@ for _task in STUDY.tasks:
         threads: STUDY.threads
         resources:
             gpu=1 if STUDY.raw["gpu"] else 0,
+        conda:
+            "../../envs/hskd.yaml"
         log:
             f"logs/{_task}/extract.log",
         shell:
-            "{HSKD} extract --teacher-dir $(dirname {input.weights}) --train {input.train}"
+            "hskd extract --teacher-dir $(dirname {input.weights}) --train {input.train}"
             " --stores '{params.stores}' --logits {output.logits} --manifest {output.manifest}"
             " --threads {threads} > {log} 2>&1"

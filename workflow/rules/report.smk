@@ -9,11 +9,14 @@ rule aggregate:
     params:
         select_on=STUDY.select_on,
         value=STUDY.report_value,
-        out=f"{R}/tables",
+        results=lambda w, output: os.path.dirname(os.path.dirname(output.runs)),
+        out=lambda w, output: os.path.dirname(output.runs),
+    conda:
+        "../../envs/hskd.yaml"
     log:
         "logs/aggregate.log",
     shell:
-        "{HSKD} aggregate --results {R} --out {params.out} --select-on {params.select_on}"
+        "hskd aggregate --results {params.results} --out {params.out} --select-on {params.select_on}"
         " --value {params.value} > {log} 2>&1"
 
 
@@ -29,9 +32,11 @@ rule plot:
         joint=report(expand(f"{R}/figures/joint_{{task}}.{{ext}}", task=STUDY.tasks, ext=["pdf", "png"]),
                      caption="../report/joint.rst", category="Figures"),
     params:
-        out=f"{R}/figures",
+        out=lambda w, output: os.path.dirname(output.joint[0]),
         tasks=" ".join(STUDY.tasks),
+    conda:
+        "../../envs/hskd.yaml"
     log:
         "logs/plot.log",
     shell:
-        "{HSKD} plot --summary {input.summary} --out {params.out} --tasks {params.tasks} > {log} 2>&1"
+        "hskd plot --summary {input.summary} --out {params.out} --tasks {params.tasks} > {log} 2>&1"

@@ -8,9 +8,11 @@ rule init_student:
         settings=lambda w: as_json({"name": w.student, **STUDY.raw["students"][w.student]}),
         seed=STUDY.teacher.seed,
     threads: STUDY.threads
+    conda:
+        "../../envs/hskd.yaml"
     log:
         "logs/{task}/init_student_{student}.log",
     shell:
-        "{HSKD} init-student --task {wildcards.task} --settings '{params.settings}'"
+        "hskd init-student --task {wildcards.task} --settings '{params.settings}'"
         " --teacher-dir $(dirname {input.weights}) --train {input.train} --out-dir {output}"
         " --seed {params.seed} --threads {threads} > {log} 2>&1"

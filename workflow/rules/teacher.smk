@@ -4,7 +4,7 @@ rule finetune_teacher:
         dev=paths.DATA.format(results=R, task="{task}", split="dev"),
     output:
         weights=paths.TEACHER_WEIGHTS.format(results=R, task="{task}"),
-        config=paths.TEACHER_DIR.format(results=R, task="{task}") + "/config.json",
+        config=paths.TEACHER_CONFIG.format(results=R, task="{task}"),
         metrics=paths.TEACHER_METRICS.format(results=R, task="{task}"),
     params:
         settings=as_json(STUDY.raw["teacher"]),
@@ -13,8 +13,10 @@ rule finetune_teacher:
     threads: STUDY.threads
     resources:
         gpu=1 if STUDY.raw["gpu"] else 0,
+    conda:
+        "../../envs/hskd.yaml"
     log:
         "logs/{task}/finetune_teacher.log",
     shell:
-        "{HSKD} finetune-teacher --task {wildcards.task} --settings '{params.settings}'"
+        "hskd finetune-teacher --task {wildcards.task} --settings '{params.settings}'"
         " --data-dir $(dirname {input.train}) --out-dir {params.out_dir} --threads {threads} {params.group} > {log} 2>&1"

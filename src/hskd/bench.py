@@ -1,0 +1,413 @@
+"""`hskd bench`: seconds per stage-1 training step with the teacher online, with HSK read from a store,
+and for the student alone (prediction loss only), plus the bytes each cell's store takes.
+
+Models have the paper's shapes and random weights (speed does not depend on the weights; nothing is
+downloaded). Every sequence is full length (no padding), the simplest worst case. Stores are real
+`HSKStoreWriter` files in a temp folder under the output folder; their content is a compressed random
+hidden-state tensor (read cost depends on the layout, not the values), and they are small enough to be
+read from the page cache, so the cached step times memory-mapped decoding, not disk throughput.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from transformers import BertConfig, PreTrainedModel
+
+from hskd.compression import Cell, compress_batch, expand_joint, parse_cell
+from hskd.data import TokenizedSplit
+from hskd.distill import CachedHSK, stage1_loss
+from hskd.extract import WIDTH_SEED, StoreTarget, _manifest_row, _writer
+from hskd.grid import GLUE_TRAIN_SIZES
+from hskd.io import package_versions, write_json_atomic
+from hskd.models import random_classifier
+from hskd.plots import save_figure
+from hskd.results import write_text
+from hskd.store import HSKStore
+from hskd.students import Student, pretrained_student_from_config, pruned_student_from_shape
+from hskd.teacher import teacher_pass
+from hskd.training import make_optimizer, prediction_kd_loss, setup_runtime
+
+MODES = ("online", "cached", "student_only")
+NUM_LABELS = 2
+CLS_ID, SEP_ID = 101, 102  # bert-base-uncased
+LR, WEIGHT_DECAY, TEMPERATURE, LOSS_MODE = 5e-5, 0.01, 1.0, "paper"
+FAKE_SHA = "0" * 64
+JOINT_SCHEMES = {"depth": "top8", "length": "attention_nosep", "width": "magnitude"}
+EXTRAPOLATE_TO = ("SST-2", "MNLI")
+TARGETS = {"online_over_cached_min": 3.4, "cached_over_student_only_max": 1.10, "store_over_fp16_kept_max": 1.3}
+TARGET_SEQ_LEN = 128
+TARGET_STORE_CELL = "1l_10t_0.1h"
+
+Times = dict[str, list[tuple[float, float]]]  # mode -> (step seconds, HSK seconds) per rep
+StepFn = Callable[[torch.Tensor], float]  # one training step on an index batch -> seconds spent getting HSK
+
+
+@dataclass(frozen=True)
+class TeacherShape:
+    layers: int
+    hidden: int
+    heads: int
+    ffn: int
+    vocab_size: int
+
+
+@dataclass(frozen=True)
+class StudentShape:
+    """``pretrained``: TinyBERT-style BERT of width `hidden` with projections; ``pruned``: ROSITA-style."""
+
+    family: str
+    layers: int
+    heads: int
+    ffn: int
+    hidden: int | None = None
+    emb_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    teacher: TeacherShape
+    students: dict[str, StudentShape]
+    cells: dict[str, Cell]
+    seq_lens: tuple[int, ...]
+    batch_size: int = 32
+    store_examples: int = 256
+    warmup: int = 2  # rounds of every mode, once per student and sequence length
+    reps: int = 5  # interleaved rounds (online, cached, student_only) per cell
+    seed: int = 0
+    extrapolate: dict[str, int] = field(default_factory=lambda: {t: GLUE_TRAIN_SIZES[t] for t in EXTRAPOLATE_TO})
+
+
+PAPER_TEACHER = TeacherShape(layers=12, hidden=768, heads=12, ffn=3072, vocab_size=30522)
+PAPER_STUDENTS = {
+    "tinybert_4l_312": StudentShape("pretrained", layers=4, heads=12, ffn=1200, hidden=312),
+    "rosita_6l": StudentShape("pruned", layers=6, heads=2, ffn=768, emb_rank=128),
+}
+
+
+def paper_cells() -> dict[str, Cell]:
+    """Full HSK, one layer, and the paper's joint 1 layer / 10 tokens / 10% width cell."""
+    return {
+        "full": parse_cell("depth=all-top12/length=all/width=all"),
+        "1l": parse_cell("depth=top10-1/length=all/width=all"),
+        TARGET_STORE_CELL: expand_joint(TARGET_STORE_CELL, JOINT_SCHEMES),
+    }
+
+
+def paper_settings(quick: bool) -> BenchSettings:
+    """Paper shapes; quick = seq 128 only, one warm-up round and two reps."""
+    if quick:
+        return BenchSettings(PAPER_TEACHER, PAPER_STUDENTS, paper_cells(), (128,), warmup=1, reps=2)
+    return BenchSettings(PAPER_TEACHER, PAPER_STUDENTS, paper_cells(), (128, 64))
+
+
+# ------------------------------------------------------------------------------------------ models, data
+
+
+def build_teacher(shape: TeacherShape, seed: int) -> PreTrainedModel:
+    """Random-weight teacher in eval mode with eager attention (the online path needs [CLS] attention)."""
+    model = random_classifier(NUM_LABELS, shape.layers, shape.hidden, shape.heads, shape.ffn, shape.vocab_size, seed)
+    model.set_attn_implementation("eager")
+    return model.eval()
+
+
+def build_student(shape: StudentShape, teacher_config: BertConfig, seed: int) -> Student:
+    if shape.family == "pretrained":
+        config = BertConfig(
+            vocab_size=teacher_config.vocab_size, hidden_size=shape.hidden, num_hidden_layers=shape.layers,
+            num_attention_heads=shape.heads, intermediate_size=shape.ffn,
+        )  # fmt: skip
+        student = pretrained_student_from_config(config, NUM_LABELS, teacher_config.hidden_size, seed)
+    else:
+        student = pruned_student_from_shape(
+            teacher_config, shape.layers, shape.heads, shape.ffn, shape.emb_rank, NUM_LABELS, seed
+        )
+    return student.train()
+
+
+def random_split(num_examples: int, seq_len: int, vocab_size: int, seed: int) -> TokenizedSplit:
+    """Full-length sequences [CLS] w_1 .. w_{T-2} [SEP] of random word ids."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(SEP_ID + 1, vocab_size, (num_examples, seq_len), generator=generator, dtype=torch.int32)
+    ids[:, 0], ids[:, -1] = CLS_ID, SEP_ID
+    return TokenizedSplit(
+        input_ids=ids,
+        token_type_ids=torch.zeros(num_examples, seq_len, dtype=torch.uint8),
+        lengths=torch.full((num_examples,), seq_len, dtype=torch.int32),
+        labels=torch.zeros(num_examples, dtype=torch.long),
+    )
+
+
+def write_store(path: Path, target: StoreTarget, split: TokenizedSplit, teacher: TeacherShape, batch_size: int) -> dict:
+    """Write `target`'s store for `split` through the pipeline's writer; return its manifest row.
+
+    The HSK is one random teacher pass [Lt + 1, B, T, D] reused for every batch (compressed per batch)."""
+    generator = torch.Generator().manual_seed(0)
+    seq_len = split.max_seq_length
+    hidden = torch.randn(teacher.layers + 1, batch_size, seq_len, teacher.hidden, generator=generator)
+    cls_attention = torch.rand(batch_size, seq_len, generator=generator)
+    with _writer(target, split, teacher.hidden, FAKE_SHA, FAKE_SHA) as writer:
+        for index in torch.arange(len(split)).split(batch_size):
+            batch, size = split.batch(index), len(index)
+            hsk = compress_batch(
+                target.cell, hidden[:, :size], cls_attention[:size], batch["input_ids"], batch["attention_mask"],
+                SEP_ID, target.student_layers, width_seed=WIDTH_SEED,
+            )  # fmt: skip
+            writer.write(int(index[0]), hsk)
+    return _manifest_row(target, writer, len(split), teacher.hidden, seq_len)
+
+
+# ------------------------------------------------------------------------------------------------- steps
+
+
+def _optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def make_steps(
+    student: Student, optimizer: torch.optim.Optimizer, teacher: PreTrainedModel, cell: Cell, store: HSKStore,
+    split: TokenizedSplit, teacher_logits: torch.Tensor,
+) -> dict[str, StepFn]:  # fmt: skip
+    """The three training steps; each returns the seconds it spent getting its HSK targets."""
+    cached = CachedHSK(store)
+
+    def online(index: torch.Tensor) -> float:
+        batch, started = split.batch(index), time.perf_counter()
+        result = teacher_pass(teacher, batch, split.max_seq_length)
+        hsk = compress_batch(
+            cell, result.hidden_states, result.cls_attention, result.input_ids, result.attention_mask, SEP_ID,
+            student.num_layers, width_seed=WIDTH_SEED,
+        )  # fmt: skip
+        hsk_seconds = time.perf_counter() - started
+        _optimise(optimizer, stage1_loss(student, batch, hsk, LOSS_MODE))
+        return hsk_seconds
+
+    def from_store(index: torch.Tensor) -> float:
+        batch, started = split.batch(index), time.perf_counter()
+        hsk = cached(index, batch)
+        hsk_seconds = time.perf_counter() - started
+        _optimise(optimizer, stage1_loss(student, batch, hsk, LOSS_MODE))
+        return hsk_seconds
+
+    def student_only(index: torch.Tensor) -> float:
+        batch = split.batch(index)
+        logits = student(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+        _optimise(optimizer, prediction_kd_loss(logits, teacher_logits[index], TEMPERATURE))
+        return 0.0
+
+    return {"online": online, "cached": from_store, "student_only": student_only}
+
+
+def time_steps(steps: dict[str, StepFn], batches: Iterator[torch.Tensor], warmup: int, reps: int) -> Times:
+    """`warmup` untimed rounds, then `reps` interleaved rounds; (step seconds, HSK seconds) per mode."""
+    for _ in range(warmup):
+        for step in steps.values():
+            step(next(batches))
+    times: Times = {mode: [] for mode in steps}
+    for _ in range(reps):
+        for mode, step in steps.items():
+            started = time.perf_counter()
+            hsk_seconds = step(next(batches))
+            times[mode].append((time.perf_counter() - started, hsk_seconds))
+    return times
+
+
+# -------------------------------------------------------------------------------------------- pure parts
+
+
+def speed_row(student: str, cell_label: str, cell: Cell, seq_len: int, batch_size: int, times: Times) -> dict:
+    """Medians of the timed steps and their ratios."""
+    median = {mode: statistics.median(step for step, _ in times[mode]) for mode in MODES}
+    return {
+        "student": student,
+        "cell": cell_label,
+        "cell_path": str(cell),
+        "seq_len": seq_len,
+        "batch_size": batch_size,
+        "reps": len(times["online"]),
+        **{f"{mode}_s": median[mode] for mode in MODES},
+        "teacher_and_compress_s": statistics.median(hsk for _, hsk in times["online"]),
+        "store_read_s": statistics.median(hsk for _, hsk in times["cached"]),
+        "online_over_cached": median["online"] / median["cached"],
+        "cached_over_student_only": median["cached"] / median["student_only"],
+    }
+
+
+def storage_row(
+    student: str, cell_label: str, num_layers: int, seq_len: int, hidden_size: int, manifest: dict,
+    extrapolate: dict[str, int],
+) -> dict:  # fmt: skip
+    """A store's bytes per example next to full fp32 HSK and the fp16 bytes of its kept values."""
+    per_example = manifest["bytes_per_example"]
+    return {
+        "student": student,
+        "cell": cell_label,
+        "cell_path": manifest["cell"],
+        "seq_len": seq_len,
+        "store_bytes_per_example": per_example,
+        "expected_bytes_per_example": manifest["expected_bytes_per_example"],
+        "full_fp32_bytes_per_example": (num_layers + 1) * seq_len * hidden_size * 4,
+        "fp16_kept_bytes_per_example": 2 * manifest["kept_values_per_example"],
+        "store_over_fp16_kept": manifest["bytes_over_fp16_kept"],
+        **{f"store_gb_{task}": per_example * size / 1e9 for task, size in extrapolate.items()},
+    }
+
+
+def _target(name: str, subject: dict, value: float, threshold: float, met: bool) -> dict:
+    return {"target": name, "student": subject["student"], "cell": subject["cell"], "seq_len": subject["seq_len"],
+            "value": value, "threshold": threshold, "met": met}  # fmt: skip
+
+
+def check_targets(rows: list[dict], storage: list[dict]) -> list[dict]:
+    """Met/missed per row for the team's three targets (speed ratios at seq 128, and the joint cell's store)."""
+    results = []
+    for row in rows:
+        if row["seq_len"] == TARGET_SEQ_LEN:
+            value, threshold = row["online_over_cached"], TARGETS["online_over_cached_min"]
+            results.append(_target("online_over_cached_min", row, value, threshold, value >= threshold))
+        value, threshold = row["cached_over_student_only"], TARGETS["cached_over_student_only_max"]
+        results.append(_target("cached_over_student_only_max", row, value, threshold, value <= threshold))
+    for row in storage:
+        if row["cell"] == TARGET_STORE_CELL:
+            value, threshold = row["store_over_fp16_kept"], TARGETS["store_over_fp16_kept_max"]
+            results.append(_target("store_over_fp16_kept_max", row, value, threshold, value <= threshold))
+    return results
+
+
+def machine_info(threads: int) -> dict:
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+              if line.startswith("model name")] if cpuinfo.exists() else []  # fmt: skip
+    return {
+        "cpu_model": models[0] if models else platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "requested_threads": threads,
+        "torch_version": torch.__version__,
+        "load_average": os.getloadavg(),
+        "versions": package_versions(),
+    }
+
+
+# -------------------------------------------------------------------------------------------------- runs
+
+
+def bench_student(
+    name: str, shape: StudentShape, teacher: PreTrainedModel, settings: BenchSettings, seq_len: int, tmp_dir: Path
+) -> tuple[list[dict], list[dict]]:
+    """Speed and storage rows of one student at one sequence length, for every cell."""
+    student = build_student(shape, teacher.config, settings.seed)
+    optimizer, _ = make_optimizer(student.parameters(), LR, WEIGHT_DECAY, "constant", 0.0, 1)
+    split = random_split(settings.store_examples, seq_len, settings.teacher.vocab_size, settings.seed)
+    teacher_logits = torch.randn(len(split), NUM_LABELS, generator=torch.Generator().manual_seed(settings.seed))
+    batches = itertools.cycle(split.batch_order(settings.batch_size, settings.seed, shuffle=True,
+                                                group_by_length=False))  # fmt: skip
+    rows, storage = [], []
+    for position, (label, cell) in enumerate(settings.cells.items()):
+        path = tmp_dir / f"{name}_{seq_len}_{label}.safetensors"
+        target = StoreTarget(name, student.num_layers, cell, str(path))
+        manifest = write_store(path, target, split, settings.teacher, settings.batch_size)
+        steps = make_steps(student, optimizer, teacher, cell, HSKStore(path), split, teacher_logits)
+        times = time_steps(steps, batches, settings.warmup if position == 0 else 0, settings.reps)
+        path.unlink()
+        rows.append(speed_row(name, label, cell, seq_len, settings.batch_size, times))
+        storage.append(storage_row(name, label, student.num_layers, seq_len, settings.teacher.hidden, manifest,
+                                   settings.extrapolate))  # fmt: skip
+        print(f"  {name} seq {seq_len} {label}: " + ", ".join(f"{m} {rows[-1][f'{m}_s']:.3f}s" for m in MODES),
+              flush=True)  # fmt: skip
+    return rows, storage
+
+
+def run_bench(settings: BenchSettings, out_dir: str | Path, threads: int, quick: bool) -> dict:
+    """Run every student x sequence length x cell; write speed.json, tables and the figure under `out_dir`."""
+    setup_runtime(threads, settings.seed)
+    out_dir = Path(out_dir)
+    (out_dir / "bench").mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    teacher = build_teacher(settings.teacher, settings.seed)
+    rows, storage = [], []
+    with tempfile.TemporaryDirectory(dir=out_dir / "bench", prefix="stores.") as tmp:
+        for seq_len in settings.seq_lens:
+            for name, shape in settings.students.items():
+                speed, store = bench_student(name, shape, teacher, settings, seq_len, Path(tmp))
+                rows += speed
+                storage += store
+    result = {
+        "rows": rows,
+        "storage": storage,
+        "targets": check_targets(rows, storage),
+        "machine": {**machine_info(threads), "load_average_before": load_before},
+        "settings": {
+            "batch_size": settings.batch_size,
+            "warmup": settings.warmup,
+            "reps": settings.reps,
+            "store_examples": settings.store_examples,
+            "full_length_sequences": True,
+        },
+        "quick": quick,
+    }
+    write_json_atomic(result, out_dir / "bench" / "speed.json")
+    write_tables(rows, storage, out_dir / "tables")
+    save_figure(plot_speed(pd.DataFrame(rows)), out_dir / "figures", "speedup")
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+TABLE_COLUMNS = ["student", "cell", "seq_len", "online_s", "cached_s", "student_only_s", "store_read_s",
+                 "online_over_cached", "cached_over_student_only"]  # fmt: skip
+STORAGE_COLUMNS = ["student", "cell", "seq_len", "store_bytes_per_example", "fp16_kept_bytes_per_example",
+                   "full_fp32_bytes_per_example", "store_over_fp16_kept"]  # fmt: skip
+
+
+def speed_markdown(rows: list[dict], storage: list[dict]) -> str:
+    speed = pd.DataFrame(rows)[TABLE_COLUMNS].to_markdown(index=False, floatfmt=".3g")
+    store = pd.DataFrame(storage)
+    extrapolated = [column for column in store.columns if column.startswith("store_gb_")]
+    return f"{speed}\n\n{store[STORAGE_COLUMNS + extrapolated].to_markdown(index=False, floatfmt='.4g')}\n"
+
+
+def write_tables(rows: list[dict], storage: list[dict], out_dir: Path) -> None:
+    """speed.csv (one row per student x cell x seq_len, with its storage columns) and speed.md."""
+    keys = ["student", "cell", "cell_path", "seq_len"]
+    table = pd.DataFrame(rows).merge(pd.DataFrame(storage), on=keys)
+    write_text(table.to_csv(index=False), out_dir / "speed.csv")
+    write_text(speed_markdown(rows, storage), out_dir / "speed.md")
+
+
+def plot_speed(rows: pd.DataFrame) -> Figure:
+    """Seconds per training step, online vs cached vs student alone: one panel per student x seq_len."""
+    panels = list(rows.groupby(["student", "seq_len"], sort=False))
+    fig = Figure(figsize=(3.4 * len(panels), 2.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    for ax, ((student, seq_len), group) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+        columns = {f"{mode}_s": mode.replace("_", " ") for mode in MODES}
+        group.set_index("cell")[list(columns)].rename(columns=columns).plot.bar(ax=ax, rot=0)
+        ax.set_title(f"{student}, seq {seq_len}, batch {group['batch_size'].iloc[0]}")
+        ax.set_xlabel("cell")
+        ax.set_ylabel("seconds per training step")
+    return fig
+
+
+def main(args) -> None:
+    """CLI entry: paper shapes, `args.quick`, `args.out` (results root), `args.threads`."""
+    result = run_bench(paper_settings(args.quick), args.out, args.threads, args.quick)
+    print(speed_markdown(result["rows"], result["storage"]))
+    for target in result["targets"]:
+        status = "met" if target["met"] else "MISSED"
+        print(f"{status}: {target['target']} {target['student']} {target['cell']} seq {target['seq_len']}: "
+              f"{target['value']:.3g} (threshold {target['threshold']})")  # fmt: skip

@@ -1,0 +1,39 @@
+"""Shared fixtures: the default config as a dict, and a tiny teacher + data folder built offline."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def default_config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.fixture
+def config(default_config) -> dict:
+    return copy.deepcopy(default_config)
+
+
+@pytest.fixture(scope="session")
+def tiny_task(tmp_path_factory) -> dict[str, str]:
+    """A tiny SST-2-style task: tokenized splits and a 2-layer random teacher saved with a tokenizer."""
+    from hskd.data import SPLITS, prepare_splits
+    from hskd.glue import write_smoke_tsv
+    from hskd.models import load_tokenizer, random_classifier
+
+    root = tmp_path_factory.mktemp("tiny_task")
+    write_smoke_tsv(root / "glue", n_train=96, n_dev=32, seed=0)
+    tokenizer = load_tokenizer("minilm-l6")
+    data = {split: str(root / "data" / f"{split}.safetensors") for split in SPLITS}
+    prepare_splits("SST-2", str(root / "glue"), tokenizer, 16, None, 16, 0, data)
+    teacher = random_classifier(2, layers=2, hidden=32, heads=2, ffn=64, vocab_size=tokenizer.vocab_size, seed=0)
+    teacher.save_pretrained(root / "teacher")
+    tokenizer.save_pretrained(root / "teacher")
+    return {**data, "teacher": str(root / "teacher"), "root": str(root)}

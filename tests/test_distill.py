@@ -1,0 +1,119 @@
+"""Extraction and distillation on a tiny random teacher: one teacher pass per batch, cached == online,
+the teacher is not loaded in cached mode, and a seed fixes every result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig
+
+from hskd import distill
+from hskd import extract as extract_module
+from hskd.compression import parse_cell
+from hskd.config import StageConfig
+from hskd.data import TokenizedSplit
+from hskd.distill import CachedHSK, OnlineHSK, RunInputs, RunSettings, stage1_loss
+from hskd.extract import StoreTarget, extract
+from hskd.store import HSKStore, StoreMismatchError
+from hskd.students import pretrained_student_from_config
+from hskd.teacher import teacher_fingerprint
+
+CELLS = [
+    "depth=all-top2/length=all/width=all",
+    "depth=top2-1/length=attention_nosep-3/width=magnitude-0.2",
+    "depth=all-top2/length=left-4/width=random-0.5",
+    "depth=top2-2/length=cls-1/width=uniform-0.25",
+]
+STAGE = StageConfig(epochs=1, epochs_by_task={}, lr=1e-3, batch_size=16, warmup_ratio=0.0, weight_decay=0.0,
+                    temperature=1.0, eval_every=3, schedule="constant")
+
+
+@pytest.fixture(scope="module")
+def extracted(tiny_task, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hsk")
+    targets = [StoreTarget("s", 2, parse_cell(cell), str(out / f"{i}.safetensors")) for i, cell in enumerate(CELLS)]
+    manifest = extract(tiny_task["teacher"], tiny_task["train"], targets, str(out / "logits.safetensors"),
+                       str(out / "manifest.json"), threads=1)
+    return {"targets": targets, "manifest": manifest, "logits": str(out / "logits.safetensors"), "out": out}
+
+
+def test_one_teacher_forward_per_batch_for_the_whole_grid(tiny_task, tmp_path, monkeypatch):
+    calls = []
+    original = extract_module.teacher_pass
+    monkeypatch.setattr(extract_module, "teacher_pass", lambda *a, **k: calls.append(1) or original(*a, **k))
+    targets = [StoreTarget("s", 2, parse_cell(cell), str(tmp_path / f"{i}.st")) for i, cell in enumerate(CELLS)]
+    manifest = extract(tiny_task["teacher"], tiny_task["train"], targets, str(tmp_path / "l.st"),
+                       str(tmp_path / "m.json"), threads=1)
+    batches = -(-len(TokenizedSplit.load(tiny_task["train"])) // extract_module.EXTRACT_BATCH_SIZE)
+    assert len(calls) == batches == manifest["teacher_forward_passes"]
+    assert manifest["teacher_passes_per_split"] == 1.0
+    for row in manifest["stores"]:
+        assert row["bytes_per_example"] == row["expected_bytes_per_example"]
+
+
+@pytest.mark.parametrize("mode", ["paper", "masked"])
+@pytest.mark.parametrize("position", range(len(CELLS)))
+def test_cached_and_online_give_the_same_loss(tiny_task, extracted, position, mode):
+    target = extracted["targets"][position]
+    train = TokenizedSplit.load(tiny_task["train"])
+    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32)
+    student = pretrained_student_from_config(config, num_labels=2, teacher_hidden_size=32, seed=0).eval()
+    index = torch.tensor([5, 1, 17, 30, 2, 9])
+    batch = train.batch(index)
+    cached = CachedHSK(HSKStore(target.path))(index, batch)
+    online = OnlineHSK(tiny_task["teacher"], target.cell, 2, train.max_seq_length, torch.device("cpu"))(index, batch)
+    cached_loss = stage1_loss(student, batch, cached, mode)
+    online_loss = stage1_loss(student, batch, online, mode)
+    assert cached_loss > 0
+    torch.testing.assert_close(cached_loss, online_loss, rtol=2e-3, atol=1e-5)
+
+
+def test_store_from_another_teacher_is_refused(extracted):
+    with pytest.raises(StoreMismatchError, match="teacher"):
+        HSKStore(extracted["targets"][0].path, teacher_sha256="0" * 64)
+
+
+def _run(tiny_task, extracted, tmp_path, cell_position: int, kd_mode: str, name: str, seed: int = 1) -> dict:
+    student_dir = tmp_path / "student"
+    if not student_dir.exists():
+        config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=32)
+        pretrained_student_from_config(config, 2, 32, seed=0).save(student_dir)
+    settings = RunSettings(task="SST-2", student="s", cell=CELLS[cell_position], lr=1e-3, seed=seed, stage1=STAGE,
+                           stage2=STAGE, width_loss="paper", freeze_word_embeddings=True, group_by_length=True,
+                           threads=1, kd_mode=kd_mode)
+    inputs = RunInputs(str(student_dir), tiny_task["teacher"], tiny_task["train"], tiny_task["heldout"],
+                       tiny_task["dev"], extracted["logits"], extracted["targets"][cell_position].path)
+    distill.run(settings, inputs, str(tmp_path / name))
+    return json.loads((tmp_path / name).read_text())
+
+
+def test_cached_run_never_loads_the_teacher_and_a_seed_fixes_every_result(tiny_task, extracted, tmp_path,
+                                                                          monkeypatch):
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher was loaded in cached mode")
+
+    monkeypatch.setattr(distill, "load_teacher", no_teacher)
+    first = _run(tiny_task, extracted, tmp_path, 1, "cached", "a.json")
+    second = _run(tiny_task, extracted, tmp_path, 1, "cached", "b.json")
+    assert first["teacher_loaded"] is False and first["kd_mode"] == "cached"
+    for key in ("stage1_loss", "stage2_loss", "dev_best", "dev_final", "dev_after_stage1", "heldout_final"):
+        assert first[key] == second[key], key
+    assert first["stage1_loss"] > 0 and first["stage2_loss"] > 0
+    other_seed = _run(tiny_task, extracted, tmp_path, 1, "cached", "c.json", seed=2)
+    assert other_seed["stage2_loss"] != first["stage2_loss"]
+
+
+def test_online_run_records_the_teacher(tiny_task, extracted, tmp_path):
+    metrics = _run(tiny_task, extracted, tmp_path, 0, "online", "online.json")
+    assert metrics["teacher_loaded"] is True and metrics["kd_mode"] == "online"
+    assert metrics["hsk_fraction"] == 1.0
+
+
+def test_teacher_fingerprint_is_the_weights_hash(tiny_task):
+    assert len(teacher_fingerprint(tiny_task["teacher"])) == 64
+    assert Path(tiny_task["teacher"], "model.safetensors").exists()
