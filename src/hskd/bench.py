@@ -107,9 +107,10 @@ def paper_cells() -> dict[str, Cell]:
 
 
 def paper_settings(quick: bool) -> BenchSettings:
-    """Paper shapes; quick = seq 128 only, one warm-up round and two reps."""
+    """Paper shapes; quick = seq 128 only, one warm-up round and one timed round per cell (about 2.5 min on
+    2 idle cores: the bert-base forward alone takes ~5 s per batch)."""
     if quick:
-        return BenchSettings(PAPER_TEACHER, PAPER_STUDENTS, paper_cells(), (128,), warmup=1, reps=2)
+        return BenchSettings(PAPER_TEACHER, PAPER_STUDENTS, paper_cells(), (128,), warmup=1, reps=1)
     return BenchSettings(PAPER_TEACHER, PAPER_STUDENTS, paper_cells(), (128, 64))
 
 

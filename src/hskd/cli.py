@@ -91,10 +91,26 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(evaluate_checkpoint(args.model, args.task, args.split, args.threads), indent=2))
 
 
+def _expected_runs(configfiles: list[str], results: str) -> list[str] | None:
+    """metrics.json paths the given config files (merged in order, as Snakemake does) ask for."""
+    if not configfiles:
+        return None
+    import yaml
+    from snakemake.utils import update_config
+
+    from hskd.config import load
+    from hskd.grid import runs
+
+    merged: dict = {}
+    for path in configfiles:
+        update_config(merged, yaml.safe_load(Path(path).read_text()) or {})
+    return [run.metrics_path(results) for run in runs(load(merged))]
+
+
 def cmd_aggregate(args) -> None:
     from hskd.results import aggregate
 
-    expected = Path(args.expected).read_text().split() if args.expected else None
+    expected = _expected_runs(args.configfile, args.results)
     missing = aggregate(args.results, args.out, select_on=args.select_on, value_column=args.value,
                         expected=expected)
     if missing:
@@ -185,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/tables")
     p.add_argument("--select-on", choices=["train_heldout", "dev"], default="train_heldout")
     p.add_argument("--value", choices=["dev_final", "dev_best"], default="dev_final")
-    p.add_argument("--expected", default="", help="file listing the expected metrics.json paths")
+    p.add_argument("--configfile", action="append", default=[],
+                   help="config file(s) of the study (merged in order): list the runs it asks for that are missing")
     p.set_defaults(func=cmd_aggregate)
 
     p = sub.add_parser("plot", help="figures from results/tables/summary.csv")
