@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from hskd.results import COMPRESSED_KINDS, atomic_output, baselines
+from hskd.io import atomic_output
+from hskd.results import COMPRESSED_KINDS, baselines
 
 COLUMN_WIDTH_IN = 3.4
 PANEL_HEIGHT_IN = 2.4

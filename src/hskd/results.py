@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from hskd.io import atomic_output
 
 CELL_FIELDS = ("task", "student", "depth", "length", "width", "lr", "seed")
 PATH_SEGMENTS = ("depth", "length", "width", "lr", "seed")
@@ -47,20 +46,6 @@ NONE_QUALIFIES = "none qualifies"
 
 
 # ---------------------------------------------------------------------------- output
-
-
-@contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `path`; move it onto `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def write_text(text: str, path: str | Path) -> Path:

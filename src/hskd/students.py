@@ -18,6 +18,7 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, BertConfig, PreTrainedModel
 
 from hskd.models import resolve_model_name
+from hskd.training import task_loss
 
 STUDENT_FILE = "hskd_student.json"
 PROJECTION_FILE = "projection.safetensors"
@@ -382,13 +383,6 @@ class PrunedStudent(Student):
         save_file(state, str(out_dir / PRUNED_WEIGHTS_FILE))
 
 
-def task_loss(logits: torch.Tensor, labels: torch.Tensor, num_labels: int) -> torch.Tensor:
-    """Cross-entropy for classification, MSE for regression (num_labels == 1)."""
-    if num_labels == 1:
-        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
-    return F.cross_entropy(logits, labels)
-
-
 def saliency(param: nn.Parameter) -> torch.Tensor:
     """First-order Taylor saliency |w * dL/dw|, elementwise."""
     return (param.detach() * param.grad).abs()
@@ -462,7 +456,7 @@ def taylor_importance(
             teacher.zero_grad(set_to_none=True)
             inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")}
             logits = teacher(**inputs).logits
-            task_loss(logits, batch["labels"].to(device), num_labels).backward()
+            task_loss(logits, batch["labels"].to(device)).backward()
             for i, layer in enumerate(layers):
                 layer_heads, layer_neurons = layer_scores(layer, num_heads)
                 heads[i] += layer_heads
