@@ -107,8 +107,8 @@ def test_round_trip(tmp_path, gen, layout):
     got = store.batch(torch.tensor(idx))
     assert got.token_index.dtype == torch.int64
     assert torch.equal(got.token_index, batch.token_index[idx])
-    assert got.target.dtype == torch.float32 and got.target.shape == (len(idx), L, K, D)
-    torch.testing.assert_close(got.target, batch.target[idx], rtol=1e-3, atol=1e-3)
+    assert got.target.dtype == torch.float16 and got.target.shape == (len(idx), L, K, D)
+    torch.testing.assert_close(got.target.float(), batch.target[idx], rtol=1e-3, atol=1e-3)
     expected_keep = batch.keep_mask if layout != "magnitude" else batch.keep_mask[idx]
     assert torch.equal(got.keep_mask, expected_keep)
     assert store.batch(np.array([3])).target.shape == (1, L, K, D)

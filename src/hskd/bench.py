@@ -29,7 +29,7 @@ from transformers import BertConfig, PreTrainedModel
 from hskd.compression import Cell, compress_batch, expand_joint, parse_cell
 from hskd.data import TokenizedSplit
 from hskd.distill import CachedHSK, stage1_loss
-from hskd.extract import WIDTH_SEED, StoreTarget, _manifest_row, _writer
+from hskd.extract import WIDTH_SEED, StoreTarget, manifest_row, store_writer
 from hskd.grid import GLUE_TRAIN_SIZES
 from hskd.io import package_versions, write_json_atomic
 from hskd.models import random_classifier
@@ -38,7 +38,7 @@ from hskd.results import write_text
 from hskd.store import HSKStore
 from hskd.students import Student, pretrained_student_from_config, pruned_student_from_shape
 from hskd.teacher import teacher_pass
-from hskd.training import make_optimizer, prediction_kd_loss, setup_runtime
+from hskd.training import autocast, make_optimizer, prediction_kd_loss, setup_runtime, to_device
 
 MODES = ("online", "cached", "student_only")
 NUM_LABELS = 2
@@ -87,6 +87,7 @@ class BenchSettings:
     warmup: int = 2  # rounds of every mode, once per student and sequence length
     reps: int = 5  # interleaved rounds (online, cached, student_only) per cell
     seed: int = 0
+    freeze_word_embeddings: bool = True  # the pipeline's default
     extrapolate: dict[str, int] = field(default_factory=lambda: {t: GLUE_TRAIN_SIZES[t] for t in EXTRAPOLATE_TO})
 
 
@@ -159,7 +160,7 @@ def write_store(path: Path, target: StoreTarget, split: TokenizedSplit, teacher:
     seq_len = split.max_seq_length
     hidden = torch.randn(teacher.layers + 1, batch_size, seq_len, teacher.hidden, generator=generator)
     cls_attention = torch.rand(batch_size, seq_len, generator=generator)
-    with _writer(target, split, teacher.hidden, FAKE_SHA, FAKE_SHA) as writer:
+    with store_writer(target, split, teacher.hidden, FAKE_SHA, FAKE_SHA) as writer:
         for index in torch.arange(len(split)).split(batch_size):
             batch, size = split.batch(index), len(index)
             hsk = compress_batch(
@@ -167,7 +168,7 @@ def write_store(path: Path, target: StoreTarget, split: TokenizedSplit, teacher:
                 SEP_ID, target.student_layers, width_seed=WIDTH_SEED,
             )  # fmt: skip
             writer.write(int(index[0]), hsk)
-    return _manifest_row(target, writer, len(split), teacher.hidden, seq_len)
+    return manifest_row(target, writer, len(split), teacher.hidden, seq_len)
 
 
 # ------------------------------------------------------------------------------------------------- steps
@@ -179,41 +180,56 @@ def _optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall-clock times measure it (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def make_steps(
     student: Student, optimizer: torch.optim.Optimizer, teacher: PreTrainedModel, cell: Cell, store: HSKStore,
-    split: TokenizedSplit, teacher_logits: torch.Tensor,
+    split: TokenizedSplit, teacher_logits: torch.Tensor, device: torch.device,
 ) -> dict[str, StepFn]:  # fmt: skip
     """The three training steps; each returns the seconds it spent getting its HSK targets."""
     cached = CachedHSK(store)
 
     def online(index: torch.Tensor) -> float:
-        batch, started = split.batch(index), time.perf_counter()
+        batch, started = to_device(split.batch(index), device), time.perf_counter()
         result = teacher_pass(teacher, batch, split.max_seq_length)
         hsk = compress_batch(
             cell, result.hidden_states, result.cls_attention, result.input_ids, result.attention_mask, SEP_ID,
             student.num_layers, width_seed=WIDTH_SEED,
         )  # fmt: skip
+        synchronize(device)
         hsk_seconds = time.perf_counter() - started
-        _optimise(optimizer, stage1_loss(student, batch, hsk, LOSS_MODE))
+        with autocast(device):
+            loss = stage1_loss(student, batch, hsk, LOSS_MODE)
+        _optimise(optimizer, loss)
         return hsk_seconds
 
     def from_store(index: torch.Tensor) -> float:
-        batch, started = split.batch(index), time.perf_counter()
+        batch, started = to_device(split.batch(index), device), time.perf_counter()
         hsk = cached(index, batch)
         hsk_seconds = time.perf_counter() - started
-        _optimise(optimizer, stage1_loss(student, batch, hsk, LOSS_MODE))
+        with autocast(device):
+            loss = stage1_loss(student, batch, hsk, LOSS_MODE)
+        _optimise(optimizer, loss)
         return hsk_seconds
 
     def student_only(index: torch.Tensor) -> float:
-        batch = split.batch(index)
-        logits = student(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
-        _optimise(optimizer, prediction_kd_loss(logits, teacher_logits[index], TEMPERATURE))
+        batch = to_device(split.batch(index), device)
+        with autocast(device):
+            logits = student(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits.float()
+            loss = prediction_kd_loss(logits, teacher_logits[index.to(device)], TEMPERATURE)
+        _optimise(optimizer, loss)
         return 0.0
 
     return {"online": online, "cached": from_store, "student_only": student_only}
 
 
-def time_steps(steps: dict[str, StepFn], batches: Iterator[torch.Tensor], warmup: int, reps: int) -> Times:
+def time_steps(
+    steps: dict[str, StepFn], batches: Iterator[torch.Tensor], warmup: int, reps: int, device: torch.device
+) -> Times:
     """`warmup` untimed rounds, then `reps` interleaved rounds; (step seconds, HSK seconds) per mode."""
     for _ in range(warmup):
         for step in steps.values():
@@ -221,8 +237,10 @@ def time_steps(steps: dict[str, StepFn], batches: Iterator[torch.Tensor], warmup
     times: Times = {mode: [] for mode in steps}
     for _ in range(reps):
         for mode, step in steps.items():
+            synchronize(device)
             started = time.perf_counter()
             hsk_seconds = step(next(batches))
+            synchronize(device)
             times[mode].append((time.perf_counter() - started, hsk_seconds))
     return times
 
@@ -311,10 +329,14 @@ def bench_student(
     name: str, shape: StudentShape, teacher: PreTrainedModel, settings: BenchSettings, seq_len: int, tmp_dir: Path
 ) -> tuple[list[dict], list[dict]]:
     """Speed and storage rows of one student at one sequence length, for every cell."""
-    student = build_student(shape, teacher.config, settings.seed)
+    device = teacher.device
+    student = build_student(shape, teacher.config, settings.seed).to(device)
+    if settings.freeze_word_embeddings:
+        student.freeze_word_embeddings()
     optimizer, _ = make_optimizer(student.parameters(), LR, WEIGHT_DECAY, "constant", 0.0, 1)
     split = random_split(settings.store_examples, seq_len, settings.teacher.vocab_size, settings.seed)
     teacher_logits = torch.randn(len(split), NUM_LABELS, generator=torch.Generator().manual_seed(settings.seed))
+    teacher_logits = teacher_logits.to(device)
     batches = itertools.cycle(split.batch_order(settings.batch_size, settings.seed, shuffle=True,
                                                 group_by_length=False))  # fmt: skip
     rows, storage = [], []
@@ -322,8 +344,8 @@ def bench_student(
         path = tmp_dir / f"{name}_{seq_len}_{label}.safetensors"
         target = StoreTarget(name, student.num_layers, cell, str(path))
         manifest = write_store(path, target, split, settings.teacher, settings.batch_size)
-        steps = make_steps(student, optimizer, teacher, cell, HSKStore(path), split, teacher_logits)
-        times = time_steps(steps, batches, settings.warmup if position == 0 else 0, settings.reps)
+        steps = make_steps(student, optimizer, teacher, cell, HSKStore(path), split, teacher_logits, device)
+        times = time_steps(steps, batches, settings.warmup if position == 0 else 0, settings.reps, device)
         path.unlink()
         rows.append(speed_row(name, label, cell, seq_len, settings.batch_size, times))
         storage.append(storage_row(name, label, student.num_layers, seq_len, settings.teacher.hidden, manifest,
@@ -335,11 +357,11 @@ def bench_student(
 
 def run_bench(settings: BenchSettings, out_dir: str | Path, threads: int, quick: bool) -> dict:
     """Run every student x sequence length x cell; write speed.json, tables and the figure under `out_dir`."""
-    setup_runtime(threads, settings.seed)
+    device = setup_runtime(threads, settings.seed)
     out_dir = Path(out_dir)
     (out_dir / "bench").mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    teacher = build_teacher(settings.teacher, settings.seed)
+    teacher = build_teacher(settings.teacher, settings.seed).to(device)
     rows, storage = [], []
     with tempfile.TemporaryDirectory(dir=out_dir / "bench", prefix="stores.") as tmp:
         for seq_len in settings.seq_lens:
@@ -358,6 +380,9 @@ def run_bench(settings: BenchSettings, out_dir: str | Path, threads: int, quick:
             "reps": settings.reps,
             "store_examples": settings.store_examples,
             "full_length_sequences": True,
+            "freeze_word_embeddings": settings.freeze_word_embeddings,
+            "device": str(device),
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         },
         "quick": quick,
     }

@@ -43,7 +43,7 @@ class HSKBatch:
     student_layers: list[int]  # student hidden-state indices (0 = embeddings), length L
     teacher_layers: list[int]  # teacher hidden-state indices (0 = embeddings), length L
     token_index: torch.Tensor  # LongTensor [B, K], selected positions, sorted ascending
-    target: torch.Tensor  # FloatTensor [B, L, K, D], teacher hidden states, 0 where width-dropped
+    target: torch.Tensor  # float [B, L, K, D] (fp32, or fp16 from a store): teacher hidden states, 0 where dropped
     keep_mask: torch.Tensor  # BoolTensor broadcastable to [B, L, K, D]: True where the value was kept
 
 
@@ -189,14 +189,17 @@ def hsk_loss(
     keep_mask = keep_mask.bool()
     if mode == "paper":
         error = (student_hidden - teacher_target * keep_mask) ** 2
-        weight = torch.ones_like(keep_mask)
+        weight = None  # every value of a valid token counts
     else:
         error = (student_hidden - teacher_target) ** 2
         weight = keep_mask
     if token_mask is not None:
-        weight = weight & _expand_token_mask(token_mask, student_hidden.ndim)
-    weight = weight.expand_as(error)
-    return (error * weight).sum() / weight.sum().clamp_min(1)
+        tokens = _expand_token_mask(token_mask, student_hidden.ndim)
+        weight = tokens if weight is None else weight & tokens
+    if weight is None:
+        return error.mean()
+    # weight broadcasts against error: multiplying avoids materialising an expanded mask
+    return (error * weight).sum() / weight.expand_as(error).sum().clamp_min(1)
 
 
 # ---------------------------------------------------------------------------------------------- cells

@@ -105,7 +105,7 @@ def stage1_loss(student: Student, batch: dict[str, torch.Tensor], hsk: HSKBatch,
     kept = int(token_mask.sum(1).max())
     token_index = token_index[:, :kept].clamp(max=batch["input_ids"].shape[1] - 1)
     token_mask = token_mask[:, :kept]
-    target = hsk.target[:, :, :kept].to(device)
+    target = hsk.target[:, :, :kept].to(device, non_blocking=True).float()
     # [1, 1, 1, D] for static width schemes: a view over the layers, no copy.
     keep_mask = hsk.keep_mask[..., :kept, :].expand(-1, len(hsk.student_layers), -1, -1).to(device)
     hidden_states = student(**_student_inputs(batch)).hidden_states

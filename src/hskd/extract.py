@@ -34,7 +34,7 @@ class StoreTarget:
     path: str
 
 
-def _writer(target: StoreTarget, split: TokenizedSplit, hidden_size: int, teacher_sha: str, data_sha: str):
+def store_writer(target: StoreTarget, split: TokenizedSplit, hidden_size: int, teacher_sha: str, data_sha: str):
     cell, max_len = target.cell, split.max_seq_length
     tokens = cell.num_tokens(max_len)
     magnitude = cell.width.scheme == "magnitude"
@@ -82,7 +82,7 @@ def extract(
     logits = torch.empty(len(train), model.config.num_labels)
     started, passes = time.perf_counter(), 0
     with ExitStack() as stack:  # every store is renamed into place only if the whole pass succeeds
-        writers = [stack.enter_context(_writer(t, train, hidden_size, teacher_sha, data_sha)) for t in targets]
+        writers = [stack.enter_context(store_writer(t, train, hidden_size, teacher_sha, data_sha)) for t in targets]
         for start in tqdm(range(0, len(train), EXTRACT_BATCH_SIZE), desc="extract", mininterval=10):
             index = torch.arange(start, min(start + EXTRACT_BATCH_SIZE, len(train)))
             result = teacher_pass(model, to_device(train.batch(index), device), train.max_seq_length)
@@ -103,17 +103,23 @@ def extract(
         "batches": -(-len(train) // EXTRACT_BATCH_SIZE),
         "teacher_passes_per_split": passes / -(-len(train) // EXTRACT_BATCH_SIZE),
         "seconds": round(time.perf_counter() - started, 2),
-        "stores": [_manifest_row(target, writer, len(train), hidden_size, train.max_seq_length)
-                   for target, writer in zip(targets, writers, strict=True)],
+        "stores": [
+            manifest_row(target, writer, len(train), hidden_size, train.max_seq_length)
+            for target, writer in zip(targets, writers, strict=True)
+        ],
     }
     write_json_atomic(manifest, manifest_path)
     return manifest
 
 
-def _manifest_row(target: StoreTarget, writer, num_examples: int, hidden_size: int, max_len: int) -> dict:
+def manifest_row(target: StoreTarget, writer, num_examples: int, hidden_size: int, max_len: int) -> dict:
     cell = target.cell
-    kept_values = round(cell.hsk_fraction(target.student_layers, max_len, hidden_size=hidden_size)
-                        * (target.student_layers + 1) * max_len * hidden_size)
+    kept_values = round(
+        cell.hsk_fraction(target.student_layers, max_len, hidden_size=hidden_size)
+        * (target.student_layers + 1)
+        * max_len
+        * hidden_size
+    )
     return {
         "student": target.student,
         "cell": str(cell),

@@ -366,7 +366,9 @@ class HSKStore:
         return self.num_examples
 
     def batch(self, example_indices: torch.Tensor | np.ndarray | list[int]) -> HSKBatch:
-        """The dense, zero-filled HSK of the given examples (any order, repeats allowed)."""
+        """The dense, zero-filled HSK of the given examples (any order, repeats allowed).
+
+        The target stays float16 as stored: half the bytes to move, upcast where the loss runs."""
         idx = np.asarray(example_indices, dtype=np.int64)
         if idx.ndim != 1:
             raise ValueError("example_indices must be 1-D")
@@ -382,8 +384,8 @@ class HSKStore:
 
     def _decode_dense(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         if self._full_width:
-            return torch.from_numpy(values.astype(np.float32)), self._dense_mask
-        target = np.zeros((*values.shape[:-1], self.hidden_size), dtype=np.float32)
+            return torch.from_numpy(values), self._dense_mask
+        target = np.zeros((*values.shape[:-1], self.hidden_size), dtype=np.float16)
         target[..., self._width_index] = values
         return torch.from_numpy(target), self._dense_mask
 
@@ -391,7 +393,7 @@ class HSKStore:
         size, num_layers = values.shape[:2]
         entries = self.num_tokens * self.hidden_size
         keep = np.unpackbits(bits, axis=-1, count=entries, bitorder=BITORDER).view(bool)
-        target = np.zeros((size, num_layers, entries), dtype=np.float32)
+        target = np.zeros((size, num_layers, entries), dtype=np.float16)
         # flatnonzero yields positions in the stored ascending order; about 2x faster than target[keep] = ...
         target.reshape(-1)[np.flatnonzero(keep)] = values.reshape(-1)
         full_shape = (size, num_layers, self.num_tokens, self.hidden_size)
