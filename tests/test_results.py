@@ -148,7 +148,7 @@ def test_classify_cell_refuses_compressed_prediction_only() -> None:
 def test_collect_runs_reads_every_field(lr_tree: Path) -> None:
     runs = collect_runs(lr_tree)
     assert len(runs) == 6
-    assert {"path", "version_torch", "dev_after_stage1", "kd_mode"} <= set(runs.columns)
+    assert {"path", "versions_torch", "dev_after_stage1", "kd_mode"} <= set(runs.columns)
     assert "versions" not in runs.columns
     assert sorted(runs["lr"].unique()) == [5e-05, 0.0001]
 

@@ -91,7 +91,7 @@ def _same_value(field: str, from_path: str, from_file: object) -> bool:
 
 
 def read_run(path: Path, results_dir: Path) -> dict:
-    """One metrics.json as a flat record; ``versions`` becomes ``version_<pkg>`` columns."""
+    """One metrics.json as a record, checked against its path (nested fields are flattened later)."""
     from_path = parse_run_path(path, results_dir)
     record = json.loads(path.read_text(encoding="utf-8"))
     for field in CELL_FIELDS:
@@ -100,19 +100,18 @@ def read_run(path: Path, results_dir: Path) -> dict:
                 f"{path}: field {field!r} is {record.get(field)!r} in the file"
                 f" but {from_path[field]!r} in the path"
             )
-    versions = record.pop("versions", None) or {}
-    record.update({f"version_{package}": version for package, version in versions.items()})
     record["path"] = str(path)
     return record
 
 
 def collect_runs(results_dir: str | Path) -> pd.DataFrame:
-    """One row per ``*/runs/**/metrics.json`` under `results_dir`, every field a column, plus ``path``."""
+    """One row per ``*/runs/**/metrics.json`` under `results_dir`, every (flattened) field a column, plus ``path``."""
     results_dir = Path(results_dir)
     records = [read_run(path, results_dir) for path in sorted(results_dir.glob("*/runs/**/metrics.json"))]
     if not records:
         return pd.DataFrame(columns=[*CELL_FIELDS, "path"])
-    runs = pd.DataFrame.from_records(records)
+    # nested fields become columns: versions.torch -> versions_torch, settings.stage1.lr -> settings_stage1_lr
+    runs = pd.json_normalize(records, sep="_")
     return runs.astype({"lr": float, "seed": int})
 
 
