@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from hskd import glue
 from hskd.compression import Cell, HSKBatch, compress_batch, hsk_loss, parse_cell
@@ -19,19 +18,11 @@ from hskd.extract import WIDTH_SEED
 from hskd.grid import store_bytes_per_example
 from hskd.io import package_versions, peak_rss_mb, write_json_atomic
 from hskd.models import load_tokenizer
+from hskd.paths import cell_wildcards
 from hskd.store import HSKStore, file_sha256, load_logits
 from hskd.students import Student, load_student
 from hskd.teacher import load_teacher, teacher_fingerprint, teacher_pass
-from hskd.training import (
-    autocast,
-    batch_stream,
-    evaluate,
-    make_optimizer,
-    prediction_kd_loss,
-    setup_runtime,
-    steps_for,
-    to_device,
-)
+from hskd.training import Optimisation, evaluate, fit, prediction_kd_loss, setup_runtime
 
 
 @dataclass(frozen=True)
@@ -160,7 +151,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str) -> dict:
     metrics = {
         "task": settings.task,
         "student": settings.student,
-        **dict(segment.split("=", 1) for segment in cell.segments()),
+        **cell_wildcards(cell),
         "cell": str(cell),
         "lr": settings.lr,
         "stage1_lr": None if cell.is_none else settings.stage1.lr,
@@ -188,68 +179,43 @@ def _teacher_hidden_size(teacher_dir: str) -> int:
     return json.loads((Path(teacher_dir) / "config.json").read_text())["hidden_size"]
 
 
+def _optimisation(stage: StageConfig, lr: float) -> Optimisation:
+    return Optimisation(lr, stage.weight_decay, stage.schedule, stage.warmup_ratio, stage.batch_size)
+
+
 def _stage1(student: Student, source, train: TokenizedSplit, cell: Cell, settings: RunSettings, device) -> dict:
     stage = settings.stage1
-    batches_per_epoch = -(-len(train) // stage.batch_size)
-    total = steps_for(stage.epochs_for(settings.task), batches_per_epoch)
-    optimizer, scheduler = make_optimizer(
-        student.parameters(), stage.lr, stage.weight_decay, stage.schedule, stage.warmup_ratio, total
-    )
-    started, losses = time.perf_counter(), []
-    stream = batch_stream(train, stage.batch_size, total, settings.seed, settings.group_by_length)
-    for index in tqdm(stream, total=total, desc=f"stage 1 {cell}", mininterval=10):
-        batch = to_device(train.batch(index), device)
-        hsk = source(index, batch)
-        with autocast(device):
-            loss = stage1_loss(student, batch, hsk, settings.width_loss)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-    return {
-        "stage1_steps": total,
-        "stage1_seconds": round(time.perf_counter() - started, 2),
-        "stage1_loss": _tail_mean(losses),
-    }
-
-
-def _tail_mean(losses: list[float], window: int = 50) -> float:
-    """Mean training loss over the last `window` steps."""
-    tail = losses[-window:]
-    return sum(tail) / len(tail)
+    log = fit(
+        student.parameters(), train, _optimisation(stage, stage.lr), stage.epochs_for(settings.task), settings.seed,
+        settings.group_by_length, device,
+        lambda index, batch: stage1_loss(student, batch, source(index, batch), settings.width_loss),
+        f"stage 1 {cell}",
+    )  # fmt: skip
+    return {"stage1_steps": log.steps, "stage1_seconds": log.seconds, "stage1_loss": log.loss}
 
 
 def _stage2(student, train, dev, teacher_logits, epochs: float, settings: RunSettings, device) -> dict:
     stage = settings.stage2
-    batches_per_epoch = -(-len(train) // stage.batch_size)
-    total = steps_for(epochs, batches_per_epoch)
-    optimizer, scheduler = make_optimizer(
-        student.parameters(), settings.lr, stage.weight_decay, stage.schedule, stage.warmup_ratio, total
-    )
-    started, eval_seconds, dev_best, losses = time.perf_counter(), 0.0, float("-inf"), []
-    # A different stream from stage 1's: seed offset keeps the two stages' data orders independent.
-    stream = batch_stream(train, stage.batch_size, total, settings.seed + 10_000, settings.group_by_length)
-    for step, index in enumerate(tqdm(stream, total=total, desc="stage 2", mininterval=10), start=1):
-        batch = to_device(train.batch(index), device)
-        with autocast(device):
-            logits = student(**_student_inputs(batch)).logits.float()
-            loss = prediction_kd_loss(logits, teacher_logits[index].to(device), stage.temperature)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        if step % stage.eval_every == 0 or step == total:
-            eval_started = time.perf_counter()
-            dev_value = _evaluate_student(student, dev, settings.task, device)
-            dev_best = max(dev_best, dev_value)
-            eval_seconds += time.perf_counter() - eval_started
+    dev_values: list[float] = []
+
+    def evaluate_dev(step: int, total: int) -> float:
+        if step % stage.eval_every and step != total:
+            return 0.0
+        started = time.perf_counter()
+        dev_values.append(_evaluate_student(student, dev, settings.task, device))
+        return time.perf_counter() - started
+
+    def loss_fn(index: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = student(**_student_inputs(batch)).logits.float()
+        return prediction_kd_loss(logits, teacher_logits[index].to(device), stage.temperature)
+
+    # A different stream from stage 1's: the seed offset keeps the two stages' data orders independent.
+    log = fit(student.parameters(), train, _optimisation(stage, settings.lr), epochs, settings.seed + 10_000,
+              settings.group_by_length, device, loss_fn, "stage 2", after_step=evaluate_dev)  # fmt: skip
     return {
-        "dev_best": dev_best,
-        "dev_final": dev_value,
-        "stage2_steps": total,
-        "stage2_loss": _tail_mean(losses),
-        "stage2_seconds": round(time.perf_counter() - started - eval_seconds, 2),
-        "eval_seconds": round(eval_seconds, 2),
+        "dev_best": max(dev_values),
+        "dev_final": dev_values[-1],
+        "stage2_steps": log.steps,
+        "stage2_loss": log.loss,
+        "stage2_seconds": log.seconds,
     }

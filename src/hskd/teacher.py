@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification
 
 from hskd import glue, models
@@ -16,16 +14,7 @@ from hskd.config import TeacherConfig
 from hskd.data import TokenizedSplit
 from hskd.io import package_versions, write_json_atomic
 from hskd.store import file_sha256
-from hskd.training import (
-    autocast,
-    batch_stream,
-    evaluate,
-    make_optimizer,
-    setup_runtime,
-    steps_for,
-    task_loss,
-    to_device,
-)
+from hskd.training import Optimisation, autocast, evaluate, fit, setup_runtime, task_loss
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -67,24 +56,12 @@ def finetune(
     tokenizer = models.load_tokenizer(teacher.model)
     model = initial_teacher(teacher, spec.num_labels, tokenizer.vocab_size).to(device)
     train, dev = TokenizedSplit.load(train_path), TokenizedSplit.load(dev_path)
-    batches_per_epoch = -(-len(train) // teacher.batch_size)
-    total_steps = steps_for(teacher.epochs, batches_per_epoch)
-    optimizer, scheduler = make_optimizer(
-        model.parameters(), teacher.lr, teacher.weight_decay, "linear", teacher.warmup_ratio, total_steps
-    )
-    started = time.perf_counter()
+    optimisation = Optimisation(teacher.lr, teacher.weight_decay, "linear", teacher.warmup_ratio, teacher.batch_size)
     model.train()
-    stream = batch_stream(train, teacher.batch_size, total_steps, teacher.seed, group_by_length)
-    for index in tqdm(stream, total=total_steps, desc=f"teacher {task}", mininterval=10):
-        batch = to_device(train.batch(index), device)
-        labels = batch.pop("labels")
-        with autocast(device):
-            loss = task_loss(model(**batch).logits.float(), labels)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-    train_seconds = time.perf_counter() - started
+    log = fit(
+        model.parameters(), train, optimisation, teacher.epochs, teacher.seed, group_by_length, device,
+        lambda index, batch: task_loss(model(**_inputs(batch)).logits.float(), batch["labels"]), f"teacher {task}",
+    )  # fmt: skip
     model.eval()
     dev_metrics = evaluate(lambda b: model(**_inputs(b)).logits, dev, task, device)
     model.save_pretrained(out_dir, safe_serialization=True)
@@ -94,8 +71,9 @@ def finetune(
         "metric": spec.metric,
         "dev": dev_metrics[spec.metric],
         "dev_metrics": dev_metrics,
-        "steps": total_steps,
-        "train_seconds": round(train_seconds, 2),
+        "steps": log.steps,
+        "train_seconds": log.seconds,
+        "train_loss": log.loss,
         "train_examples": len(train),
         "dev_examples": len(dev),
         "config": {**teacher.__dict__, "random_init": teacher.random_init and teacher.random_init.__dict__},

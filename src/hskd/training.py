@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from hskd import metrics
@@ -61,6 +64,61 @@ def batch_stream(split: TokenizedSplit, batch_size: int, total_steps: int, seed:
             total_steps -= 1
             yield index
         epoch += 1
+
+
+@dataclass(frozen=True)
+class Optimisation:
+    """How a training loop updates: AdamW settings, schedule and batch size."""
+
+    lr: float
+    weight_decay: float
+    schedule: str  # constant | linear
+    warmup_ratio: float
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class FitResult:
+    steps: int
+    seconds: float  # training time, without what `after_step` spent (evaluation)
+    loss: float  # mean loss over the last 50 steps
+
+
+def fit(
+    parameters,
+    split: TokenizedSplit,
+    optimisation: Optimisation,
+    epochs: float,
+    seed: int,
+    group_by_length: bool,
+    device: torch.device,
+    loss_fn: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor],
+    desc: str,
+    after_step: Callable[[int, int], float] | None = None,
+) -> FitResult:
+    """The one training loop: `epochs` over `split` in seeded batches, `loss_fn(index, batch)` per step.
+
+    `after_step(step, total)` runs after each update and returns the seconds it spent outside training."""
+    total = steps_for(epochs, -(-len(split) // optimisation.batch_size))
+    optimizer, scheduler = make_optimizer(
+        parameters, optimisation.lr, optimisation.weight_decay, optimisation.schedule, optimisation.warmup_ratio,
+        total,
+    )  # fmt: skip
+    started, outside, losses = time.perf_counter(), 0.0, []
+    stream = batch_stream(split, optimisation.batch_size, total, seed, group_by_length)
+    for step, index in enumerate(tqdm(stream, total=total, desc=desc, mininterval=10), start=1):
+        batch = to_device(split.batch(index), device)
+        with autocast(device):
+            loss = loss_fn(index, batch)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if after_step is not None:
+            outside += after_step(step, total)
+    tail = losses[-50:]
+    return FitResult(total, round(time.perf_counter() - started - outside, 2), sum(tail) / len(tail))
 
 
 @torch.no_grad()
