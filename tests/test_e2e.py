@@ -27,7 +27,8 @@ def workdir(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("e2e")
     shutil.copy(ROOT / "Snakefile", work)
     shutil.copy(ROOT / "config.yaml", work)
-    shutil.copytree(ROOT / "workflow", work / "workflow")
+    for folder in ("workflow", "envs"):
+        shutil.copytree(ROOT / folder, work / folder)
     snakemake(work)
     return work
 
