@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from hskd.config import ConfigError, Shape, StageConfig, StudentConfig, TeacherConfig
+from hskd.glue import GlueFormatError
+from hskd.store import StoreMismatchError
 
 
 def _json(text: str):
@@ -224,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     print("hskd", *(argv if argv is not None else sys.argv[1:]), file=sys.stderr, flush=True)
     try:
         args.func(args)
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ConfigError, GlueFormatError, StoreMismatchError, FileNotFoundError) as err:
+        # bad input: one line naming the file or key; anything else is a bug and keeps its traceback
         sys.exit(f"hskd {args.command}: error: {err}")
 
 
