@@ -65,7 +65,8 @@ def test_cached_and_online_give_the_same_loss(tiny_task, extracted, position, mo
     index = torch.tensor([5, 1, 17, 30, 2, 9])
     batch = train.batch(index)
     cached = CachedHSK(HSKStore(target.path))(index, batch)
-    online = OnlineHSK(tiny_task["teacher"], target.cell, 2, train.max_seq_length, torch.device("cpu"))(index, batch)
+    online_source = OnlineHSK.load(tiny_task["teacher"], target.cell, 2, train.max_seq_length, torch.device("cpu"))
+    online = online_source(index, batch)
     cached_loss = stage1_loss(student, batch, cached, mode)
     online_loss = stage1_loss(student, batch, online, mode)
     assert cached_loss > 0

@@ -28,7 +28,7 @@ from transformers import BertConfig, PreTrainedModel
 
 from hskd.compression import Cell, compress_batch, expand_joint, parse_cell
 from hskd.data import TokenizedSplit
-from hskd.distill import CachedHSK, stage1_loss
+from hskd.distill import CachedHSK, OnlineHSK, stage1_loss
 from hskd.extract import WIDTH_SEED, StoreTarget, manifest_row, store_writer
 from hskd.grid import GLUE_TRAIN_SIZES
 from hskd.io import package_versions, write_json_atomic
@@ -37,7 +37,6 @@ from hskd.plots import save_figure
 from hskd.results import write_text
 from hskd.store import HSKStore
 from hskd.students import Student, pretrained_student_from_config, pruned_student_from_shape
-from hskd.teacher import teacher_pass
 from hskd.training import autocast, make_optimizer, prediction_kd_loss, setup_runtime, to_device
 
 MODES = ("online", "cached", "student_only")
@@ -192,14 +191,11 @@ def make_steps(
 ) -> dict[str, StepFn]:  # fmt: skip
     """The three training steps; each returns the seconds it spent getting its HSK targets."""
     cached = CachedHSK(store)
+    teacher_hsk = OnlineHSK(teacher, SEP_ID, cell, student.num_layers, split.max_seq_length)
 
     def online(index: torch.Tensor) -> float:
         batch, started = to_device(split.batch(index), device), time.perf_counter()
-        result = teacher_pass(teacher, batch, split.max_seq_length)
-        hsk = compress_batch(
-            cell, result.hidden_states, result.cls_attention, result.input_ids, result.attention_mask, SEP_ID,
-            student.num_layers, width_seed=WIDTH_SEED,
-        )  # fmt: skip
+        hsk = teacher_hsk(index, batch)
         synchronize(device)
         hsk_seconds = time.perf_counter() - started
         with autocast(device):

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 
 from hskd import glue
-from hskd.compression import Cell, HSKBatch, compress_batch, hsk_loss, parse_cell
+from hskd.compression import Cell, HSKBatch, hsk_loss, parse_cell
 from hskd.config import StageConfig
 from hskd.data import TokenizedSplit
-from hskd.extract import WIDTH_SEED
+from hskd.extract import compress_pass
 from hskd.grid import store_bytes_per_example
 from hskd.io import package_versions, peak_rss_mb, write_json_atomic
 from hskd.models import load_tokenizer
@@ -67,17 +67,18 @@ class CachedHSK:
 class OnlineHSK:
     """HSK targets of a batch computed by running the teacher now, with the same compression code."""
 
-    def __init__(self, teacher_dir: str, cell: Cell, student_layers: int, max_seq_length: int, device):
-        self.model = load_teacher(teacher_dir, device, attentions=True)
-        self.sep_token_id = load_tokenizer(teacher_dir).sep_token_id
+    def __init__(self, teacher, sep_token_id: int, cell: Cell, student_layers: int, max_seq_length: int):
+        self.teacher, self.sep_token_id = teacher, sep_token_id
         self.cell, self.student_layers, self.max_seq_length = cell, student_layers, max_seq_length
 
+    @classmethod
+    def load(cls, teacher_dir: str, cell: Cell, student_layers: int, max_seq_length: int, device) -> OnlineHSK:
+        teacher = load_teacher(teacher_dir, device, attentions=True)
+        return cls(teacher, load_tokenizer(teacher_dir).sep_token_id, cell, student_layers, max_seq_length)
+
     def __call__(self, index: torch.Tensor, batch: dict[str, torch.Tensor]) -> HSKBatch:
-        result = teacher_pass(self.model, batch, self.max_seq_length)
-        return compress_batch(
-            self.cell, result.hidden_states, result.cls_attention, result.input_ids, result.attention_mask,
-            self.sep_token_id, self.student_layers, width_seed=WIDTH_SEED,
-        )  # fmt: skip
+        result = teacher_pass(self.teacher, batch, self.max_seq_length)
+        return compress_pass(self.cell, result, self.sep_token_id, self.student_layers)
 
 
 def _student_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -140,7 +141,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str) -> dict:
         if settings.kd_mode == "cached":
             source = CachedHSK(HSKStore(inputs.store, teacher_sha256=teacher_sha, data_sha256=data_sha))
         else:
-            source = OnlineHSK(inputs.teacher_dir, cell, student.num_layers, train.max_seq_length, device)
+            source = OnlineHSK.load(inputs.teacher_dir, cell, student.num_layers, train.max_seq_length, device)
             result["teacher_loaded"] = True
         result["kd_mode"] = settings.kd_mode
         result.update(_stage1(student, source, train, cell, settings, device))

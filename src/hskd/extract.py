@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from hskd.compression import Cell, compress_batch, width_index
+from hskd.compression import Cell, HSKBatch, compress_batch, width_index
 from hskd.data import TokenizedSplit
 from hskd.grid import store_bytes_per_example
 from hskd.io import write_json_atomic
 from hskd.models import load_tokenizer
 from hskd.store import HSKStoreWriter, file_sha256, save_logits
-from hskd.teacher import load_teacher, teacher_fingerprint, teacher_pass
+from hskd.teacher import TeacherPass, load_teacher, teacher_fingerprint, teacher_pass
 from hskd.training import setup_runtime, to_device
 
 # The random width subset is drawn once from this seed, so every run of a cell sees the same dims.
@@ -64,6 +64,14 @@ def _kept_dims(cell: Cell, hidden_size: int) -> torch.Tensor:
     return width_index(cell.width.scheme, cell.width.fraction, hidden_size, generator)
 
 
+def compress_pass(cell: Cell, result: TeacherPass, sep_token_id: int, student_layers: int) -> HSKBatch:
+    """A cell's HSK from one teacher pass, exactly as its store holds it (online runs call this too)."""
+    return compress_batch(
+        cell, result.hidden_states, result.cls_attention, result.input_ids, result.attention_mask, sep_token_id,
+        student_layers, width_seed=WIDTH_SEED,
+    )  # fmt: skip
+
+
 def extract(
     teacher_dir: str,
     train_path: str,
@@ -89,11 +97,7 @@ def extract(
             passes += 1
             logits[index] = result.logits.cpu()
             for target, writer in zip(targets, writers, strict=True):
-                hsk = compress_batch(
-                    target.cell, result.hidden_states, result.cls_attention, result.input_ids,
-                    result.attention_mask, sep_token_id, target.student_layers, width_seed=WIDTH_SEED,
-                )  # fmt: skip
-                writer.write(start, hsk)
+                writer.write(start, compress_pass(target.cell, result, sep_token_id, target.student_layers))
     metadata = {"teacher_sha256": teacher_sha, "data_sha256": data_sha, "split": "train"}
     save_logits(logits_path, logits, metadata)
     manifest = {
