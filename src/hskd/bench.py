@@ -190,27 +190,20 @@ def make_steps(
     split: TokenizedSplit, teacher_logits: torch.Tensor, device: torch.device,
 ) -> dict[str, StepFn]:  # fmt: skip
     """The three training steps; each returns the seconds it spent getting its HSK targets."""
-    cached = CachedHSK(store)
-    teacher_hsk = OnlineHSK(teacher, SEP_ID, cell, student.num_layers, split.max_seq_length)
+    def hsk_step(source: CachedHSK | OnlineHSK) -> StepFn:
+        """A stage-1 step whose HSK targets come from `source` (a store, or the teacher run now)."""
 
-    def online(index: torch.Tensor) -> float:
-        batch, started = to_device(split.batch(index), device), time.perf_counter()
-        hsk = teacher_hsk(index, batch)
-        synchronize(device)
-        hsk_seconds = time.perf_counter() - started
-        with autocast(device):
-            loss = stage1_loss(student, batch, hsk, LOSS_MODE)
-        _optimise(optimizer, loss)
-        return hsk_seconds
+        def step(index: torch.Tensor) -> float:
+            batch, started = to_device(split.batch(index), device), time.perf_counter()
+            hsk = source(index, batch)
+            synchronize(device)
+            hsk_seconds = time.perf_counter() - started
+            with autocast(device):
+                loss = stage1_loss(student, batch, hsk, LOSS_MODE)
+            _optimise(optimizer, loss)
+            return hsk_seconds
 
-    def from_store(index: torch.Tensor) -> float:
-        batch, started = to_device(split.batch(index), device), time.perf_counter()
-        hsk = cached(index, batch)
-        hsk_seconds = time.perf_counter() - started
-        with autocast(device):
-            loss = stage1_loss(student, batch, hsk, LOSS_MODE)
-        _optimise(optimizer, loss)
-        return hsk_seconds
+        return step
 
     def student_only(index: torch.Tensor) -> float:
         batch = to_device(split.batch(index), device)
@@ -220,7 +213,11 @@ def make_steps(
         _optimise(optimizer, loss)
         return 0.0
 
-    return {"online": online, "cached": from_store, "student_only": student_only}
+    return {
+        "online": hsk_step(OnlineHSK(teacher, SEP_ID, cell, student.num_layers, split.max_seq_length)),
+        "cached": hsk_step(CachedHSK(store)),
+        "student_only": student_only,
+    }
 
 
 def time_steps(
