@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 LENGTH_SCHEMES = ("left", "attention", "attention_nosep", "cls")
 WIDTH_SCHEMES = ("random", "uniform", "magnitude")
@@ -187,19 +188,23 @@ def hsk_loss(
     if mode not in LOSS_MODES:
         raise ValueError(f"unknown loss mode {mode!r} (expected one of {', '.join(LOSS_MODES)})")
     keep_mask = keep_mask.bool()
-    if mode == "paper":
-        error = (student_hidden - teacher_target * keep_mask) ** 2
-        weight = None  # every value of a valid token counts
-    else:
-        error = (student_hidden - teacher_target) ** 2
-        weight = keep_mask
+    # Masks that keep everything are skipped: the loss is then one fused MSE, the common full-HSK case.
+    weight = None
+    if not bool(keep_mask.all()):
+        if mode == "paper":
+            teacher_target = teacher_target * keep_mask  # every value of a valid token counts
+        else:
+            weight = keep_mask
     if token_mask is not None:
         tokens = _expand_token_mask(token_mask, student_hidden.ndim)
-        weight = tokens if weight is None else weight & tokens
+        if not bool(tokens.all()):
+            weight = tokens if weight is None else weight & tokens
     if weight is None:
-        return error.mean()
-    # weight broadcasts against error: multiplying avoids materialising an expanded mask
-    return (error * weight).sum() / weight.expand_as(error).sum().clamp_min(1)
+        return F.mse_loss(student_hidden, teacher_target)
+    weighted = (student_hidden - teacher_target) ** 2 * weight
+    # broadcasting repeats each weight entry numel(weighted) / numel(weight) times
+    count = weight.sum() * (weighted.numel() // weight.numel())
+    return weighted.sum() / count.clamp_min(1)
 
 
 # ---------------------------------------------------------------------------------------------- cells

@@ -97,6 +97,7 @@ def stage1_loss(student: Student, batch: dict[str, torch.Tensor], hsk: HSKBatch,
     kept = int(token_mask.sum(1).max())
     token_index = token_index[:, :kept].clamp(max=batch["input_ids"].shape[1] - 1)
     token_mask = token_mask[:, :kept]
+    every_token = torch.equal(token_index, torch.arange(kept, device=device).expand_as(token_index))
     target = hsk.target[:, :, :kept].to(device, non_blocking=True).float()
     # [1, 1, 1, D] for static width schemes: a view over the layers, no copy.
     keep_mask = hsk.keep_mask[..., :kept, :].expand(-1, len(hsk.student_layers), -1, -1).to(device)
@@ -104,7 +105,10 @@ def stage1_loss(student: Student, batch: dict[str, torch.Tensor], hsk: HSKBatch,
     loss = torch.zeros((), device=device)
     for position, layer in enumerate(hsk.student_layers):
         hidden = hidden_states[layer]
-        selected = hidden.gather(1, token_index[..., None].expand(-1, -1, hidden.shape[-1]))
+        if every_token:  # positions 0..kept-1 in order: a view, not a gather
+            selected = hidden[:, :kept]
+        else:
+            selected = hidden.gather(1, token_index[..., None].expand(-1, -1, hidden.shape[-1]))
         loss = loss + hsk_loss(
             student.project(layer, selected).float(), target[:, position], keep_mask[:, position], mode,
             token_mask=token_mask,

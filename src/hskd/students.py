@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModelForSequenceClassification, BertConfig, PreTrainedModel
 
+from hskd.dropout import Dropout, attention, use_cheap_dropout
 from hskd.models import resolve_model_name
 from hskd.training import task_loss
 
@@ -115,7 +116,7 @@ class PretrainedStudent(Student):
 
     def __init__(self, model: PreTrainedModel, teacher_hidden_size: int, new_modules: list[str]):
         super().__init__()
-        self.model = model
+        self.model = use_cheap_dropout(model)
         self.num_layers = model.config.num_hidden_layers
         self.hidden_size = model.config.hidden_size
         self.teacher_hidden_size = teacher_hidden_size
@@ -261,7 +262,7 @@ class PrunedEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.dropout = Dropout(config.hidden_dropout)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
@@ -286,22 +287,23 @@ class PrunedAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, width)
         self.output = nn.Linear(width, config.hidden_size)
         self.attention_dropout = config.attention_dropout
-        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.dropout = Dropout(config.hidden_dropout)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
-        context = F.scaled_dot_product_attention(
+    def forward(self, hidden: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+        context, _ = attention(
+            self,
             self.split_heads(self.query(hidden)),
             self.split_heads(self.key(hidden)),
             self.split_heads(self.value(hidden)),
-            attn_mask=additive_mask,
-            dropout_p=self.attention_dropout if self.training else 0.0,
+            attend,
+            dropout=self.attention_dropout if self.training else 0.0,
         )
-        context = context.transpose(1, 2).flatten(2)
+        context = context.flatten(2)
         return self.LayerNorm(hidden + self.dropout(self.output(context)))
 
 
@@ -311,11 +313,11 @@ class PrunedLayer(nn.Module):
         self.attention = PrunedAttention(config)
         self.intermediate = nn.Linear(config.hidden_size, config.ffn_size)
         self.output = nn.Linear(config.ffn_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.dropout = Dropout(config.hidden_dropout)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
-        attended = self.attention(hidden, additive_mask)
+    def forward(self, hidden: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+        attended = self.attention(hidden, attend)
         ffn_out = self.output(F.gelu(self.intermediate(attended)))
         return self.LayerNorm(attended + self.dropout(ffn_out))
 
@@ -329,7 +331,7 @@ class PrunedBert(nn.Module):
         self.embeddings = PrunedEmbeddings(config)
         self.layers = nn.ModuleList(PrunedLayer(config) for _ in range(config.num_layers))
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.dropout = Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(
@@ -337,19 +339,13 @@ class PrunedBert(nn.Module):
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Return logits [B, C] and the embeddings output followed by every layer output."""
         hidden = self.embeddings(input_ids, token_type_ids)
-        additive_mask = additive_attention_mask(attention_mask, hidden.dtype)
+        attend = attention_mask.bool()[:, None, None, :]  # [B, 1, 1, T]: True = a real token
         hidden_states = [hidden]
         for layer in self.layers:
-            hidden = layer(hidden, additive_mask)
+            hidden = layer(hidden, attend)
             hidden_states.append(hidden)
         pooled = torch.tanh(self.pooler(hidden[:, 0]))
         return self.classifier(self.dropout(pooled)), tuple(hidden_states)
-
-
-def additive_attention_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """[B, T] 1/0 padding mask -> [B, 1, 1, T] additive mask (0 for tokens, dtype minimum for padding)."""
-    mask = attention_mask[:, None, None, :].to(dtype)
-    return (1.0 - mask) * torch.finfo(dtype).min
 
 
 class PrunedStudent(Student):

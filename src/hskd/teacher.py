@@ -12,6 +12,7 @@ from transformers import AutoModelForSequenceClassification
 from hskd import glue, models
 from hskd.config import TeacherConfig
 from hskd.data import TokenizedSplit
+from hskd.dropout import use_cheap_dropout
 from hskd.io import package_versions, write_json_atomic
 from hskd.store import file_sha256
 from hskd.training import Optimisation, autocast, evaluate, fit, setup_runtime, task_loss
@@ -54,7 +55,7 @@ def finetune(
     device = setup_runtime(threads, teacher.seed)
     spec = glue.get_task(task)
     tokenizer = models.load_tokenizer(teacher.model)
-    model = initial_teacher(teacher, spec.num_labels, tokenizer.vocab_size).to(device)
+    model = use_cheap_dropout(initial_teacher(teacher, spec.num_labels, tokenizer.vocab_size)).to(device)
     train, dev = TokenizedSplit.load(train_path), TokenizedSplit.load(dev_path)
     optimisation = Optimisation(teacher.lr, teacher.weight_decay, "linear", teacher.warmup_ratio, teacher.batch_size)
     model.train()
