@@ -259,6 +259,11 @@ class Length:
     def __str__(self) -> str:
         return "length=all" if self.scheme is None else f"length={self.scheme}-{self.keep}"
 
+    @property
+    def needs_attention(self) -> bool:
+        """True when tokens are ranked by the teacher's [CLS] attention."""
+        return self.scheme in ("attention", "attention_nosep")
+
 
 @dataclass(frozen=True)
 class Width:

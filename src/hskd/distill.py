@@ -68,16 +68,17 @@ class OnlineHSK:
     """HSK targets of a batch computed by running the teacher now, with the same compression code."""
 
     def __init__(self, teacher, sep_token_id: int, cell: Cell, student_layers: int, max_seq_length: int):
+        """`teacher` needs eager attention if the cell ranks tokens by attention (see `load`)."""
         self.teacher, self.sep_token_id = teacher, sep_token_id
         self.cell, self.student_layers, self.max_seq_length = cell, student_layers, max_seq_length
 
     @classmethod
     def load(cls, teacher_dir: str, cell: Cell, student_layers: int, max_seq_length: int, device) -> OnlineHSK:
-        teacher = load_teacher(teacher_dir, device, attentions=True)
+        teacher = load_teacher(teacher_dir, device, attentions=cell.length.needs_attention)
         return cls(teacher, load_tokenizer(teacher_dir).sep_token_id, cell, student_layers, max_seq_length)
 
     def __call__(self, index: torch.Tensor, batch: dict[str, torch.Tensor]) -> HSKBatch:
-        result = teacher_pass(self.teacher, batch, self.max_seq_length)
+        result = teacher_pass(self.teacher, batch, self.max_seq_length, self.cell.length.needs_attention)
         return compress_pass(self.cell, result, self.sep_token_id, self.student_layers)
 
 

@@ -24,9 +24,9 @@ UNIFORMS_PER_DRAW = 4  # int16 uniforms per int64 draw
 INT16_VALUES = 2**16
 
 
-def keep_mask(shape: torch.Size | tuple[int, ...], p: float, device: torch.device | str = "cpu") -> torch.Tensor:
+def keep_mask(shape: tuple[int, ...], p: float, device: torch.device | str = "cpu") -> torch.Tensor:
     """Bool mask of `shape`, each entry False (dropped) with probability round(p * 2^16) / 2^16."""
-    count = shape.numel() if isinstance(shape, torch.Size) else torch.Size(shape).numel()
+    count = torch.Size(shape).numel()
     draws = torch.empty(-(-count // UNIFORMS_PER_DRAW), dtype=torch.int64, device=device)
     draws.random_(-(2**63), None)  # every 64 bits uniform, hence every int16 view of them
     uniforms = draws.view(torch.int16)[:count].view(shape)
@@ -37,8 +37,9 @@ def cheap_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """`F.dropout(x, p, training)`, with masks from `keep_mask` on CPU."""
     if not training or p == 0.0 or x.device.type != "cpu":
         return F.dropout(x, p, training)
-    # one float mask with the scale folded in: the forward and backward are one multiply each
-    return x * keep_mask(x.shape, p, x.device).to(x.dtype).mul_(1.0 / (1.0 - p))
+    # one float mask with the scale folded in: the forward and the backward are one multiply each
+    scale = torch.tensor(1.0 / (1.0 - p), dtype=x.dtype)
+    return x * torch.where(keep_mask(x.shape, p, x.device), scale, 0.0)
 
 
 class Dropout(nn.Dropout):

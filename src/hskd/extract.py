@@ -82,7 +82,8 @@ def extract(
 ) -> dict:
     """Run the teacher once over the training split; stream every target's store and the logits."""
     device = setup_runtime(threads, seed=0)
-    model = load_teacher(teacher_dir, device, attentions=True)
+    attentions = any(target.cell.length.needs_attention for target in targets)
+    model = load_teacher(teacher_dir, device, attentions=attentions)
     sep_token_id = load_tokenizer(teacher_dir).sep_token_id
     hidden_size = model.config.hidden_size
     train = TokenizedSplit.load(train_path)
@@ -93,7 +94,7 @@ def extract(
         writers = [stack.enter_context(store_writer(t, train, hidden_size, teacher_sha, data_sha)) for t in targets]
         for start in tqdm(range(0, len(train), EXTRACT_BATCH_SIZE), desc="extract", mininterval=10):
             index = torch.arange(start, min(start + EXTRACT_BATCH_SIZE, len(train)))
-            result = teacher_pass(model, to_device(train.batch(index), device), train.max_seq_length)
+            result = teacher_pass(model, to_device(train.batch(index), device), train.max_seq_length, attentions)
             passes += 1
             logits[index] = result.logits.cpu()
             for target, writer in zip(targets, writers, strict=True):

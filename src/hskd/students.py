@@ -294,7 +294,7 @@ class PrunedAttention(nn.Module):
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, hidden: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, attend: torch.Tensor | None) -> torch.Tensor:
         context, _ = attention(
             self,
             self.split_heads(self.query(hidden)),
@@ -316,7 +316,7 @@ class PrunedLayer(nn.Module):
         self.dropout = Dropout(config.hidden_dropout)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden: torch.Tensor, attend: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, attend: torch.Tensor | None) -> torch.Tensor:
         attended = self.attention(hidden, attend)
         ffn_out = self.output(F.gelu(self.intermediate(attended)))
         return self.LayerNorm(attended + self.dropout(ffn_out))
@@ -339,7 +339,8 @@ class PrunedBert(nn.Module):
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Return logits [B, C] and the embeddings output followed by every layer output."""
         hidden = self.embeddings(input_ids, token_type_ids)
-        attend = attention_mask.bool()[:, None, None, :]  # [B, 1, 1, T]: True = a real token
+        # [B, 1, 1, T], True = a real token; None without padding, which spares masking every layer
+        attend = None if bool(attention_mask.all()) else attention_mask.bool()[:, None, None, :]
         hidden_states = [hidden]
         for layer in self.layers:
             hidden = layer(hidden, attend)

@@ -30,10 +30,15 @@ def initial_teacher(teacher: TeacherConfig, num_labels: int, vocab_size: int):
     return models.load_classifier(teacher.model, num_labels)
 
 
+def attention_implementation(attentions: bool) -> str:
+    """Only eager attention returns attention rows ([CLS] attention); SDPA is faster when none are needed."""
+    return "eager" if attentions else "sdpa"
+
+
 def load_teacher(teacher_dir: str | Path, device: torch.device, attentions: bool = False):
-    """The fine-tuned teacher in eval mode (eager attention when [CLS] attention rows are needed)."""
+    """The fine-tuned teacher in eval mode, able to return attention rows if `attentions`."""
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(teacher_dir), attn_implementation="eager" if attentions else "sdpa"
+        str(teacher_dir), attn_implementation=attention_implementation(attentions)
     )
     return model.to(device).eval()
 
@@ -96,21 +101,22 @@ class TeacherPass:
     cell's store has a fixed size per example and online/offline compression see the same inputs."""
 
     hidden_states: torch.Tensor  # [Lt+1, B, T, D] float32
-    cls_attention: torch.Tensor  # [B, T]: last layer's attention from [CLS], averaged over heads
+    cls_attention: torch.Tensor | None  # [B, T]: last layer's attention from [CLS], averaged over heads
     input_ids: torch.Tensor  # [B, T]
     attention_mask: torch.Tensor  # [B, T]
     logits: torch.Tensor  # [B, C]
 
 
 @torch.no_grad()
-def teacher_pass(model, batch: dict[str, torch.Tensor], max_seq_length: int) -> TeacherPass:
+def teacher_pass(model, batch: dict[str, torch.Tensor], max_seq_length: int, attentions: bool) -> TeacherPass:
+    """Hidden states, logits and (if `attentions`, which needs eager attention) [CLS] attention rows."""
     with autocast(batch["input_ids"].device):
-        out = model(**_inputs(batch), output_hidden_states=True, output_attentions=True)
+        out = model(**_inputs(batch), output_hidden_states=True, output_attentions=attentions)
     pad = max_seq_length - batch["input_ids"].shape[1]
     hidden = torch.stack(out.hidden_states).float()
     return TeacherPass(
-        hidden_states=F.pad(hidden, (0, 0, 0, pad)),
-        cls_attention=F.pad(out.attentions[-1][:, :, 0, :].float().mean(1), (0, pad)),
+        hidden_states=F.pad(hidden, (0, 0, 0, pad)) if pad else hidden,
+        cls_attention=F.pad(out.attentions[-1][:, :, 0, :].float().mean(1), (0, pad)) if attentions else None,
         input_ids=F.pad(batch["input_ids"], (0, pad)),
         attention_mask=F.pad(batch["attention_mask"], (0, pad)),
         logits=out.logits.float(),

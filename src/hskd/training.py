@@ -50,7 +50,8 @@ def make_optimizer(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW with a constant or linearly decaying schedule, both with optional linear warmup."""
     trainable = [p for p in parameters if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    # fused: one kernel for all parameters (on 2 CPU cores ~4x faster than the default multi-tensor step)
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay, fused=True)
     warmup = int(warmup_ratio * total_steps)
     if schedule == "constant":
         return optimizer, get_constant_schedule_with_warmup(optimizer, warmup)
