@@ -38,9 +38,11 @@ def test_speed_row_takes_medians_and_ratios():
 def test_storage_row_arithmetic():
     manifest = {"cell": "c", "bytes_per_example": 1000, "expected_bytes_per_example": 1000,
                 "kept_values_per_example": 400, "bytes_over_fp16_kept": 1.25}  # fmt: skip
-    row = storage_row("s", "full", 4, 128, 768, manifest, {"SST-2": 67349, "MNLI": 392702})
+    row = storage_row("s", "full", FULL, 4, 128, 768, manifest, {"SST-2": 67349, "MNLI": 392702})
     assert row["full_fp32_bytes_per_example"] == 5 * 128 * 768 * 4
     assert row["fp16_kept_bytes_per_example"] == 800
+    # full HSK over 4 student layers: 5 x 128 x 768 fp16 values and nothing else, against 800 kept bytes
+    assert row["lower_bound_over_fp16_kept"] == pytest.approx(5 * 128 * 768 * 2 / 800)
     assert row["store_gb_SST-2"] == pytest.approx(67349 * 1000 / 1e9)
     assert row["store_gb_MNLI"] == pytest.approx(392702 * 1000 / 1e9)
 
@@ -50,7 +52,8 @@ def test_check_targets():
         {"student": "a", "cell": "full", "seq_len": 128, "online_over_cached": 4.0, "cached_over_student_only": 1.2},
         {"student": "a", "cell": "full", "seq_len": 64, "online_over_cached": 2.0, "cached_over_student_only": 1.0},
     ]
-    storage = [{"student": "a", "cell": "1l_10t_0.1h", "seq_len": 128, "store_over_fp16_kept": 1.6}]
+    storage = [{"student": "a", "cell": "1l_10t_0.1h", "seq_len": 128, "store_over_fp16_kept": 1.6,
+                "lower_bound_over_fp16_kept": 1.29}]  # fmt: skip
     met = {(t["target"], t["seq_len"]): t["met"] for t in check_targets(rows, storage)}
     assert met == {
         ("online_over_cached_min", 128): True,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from hskd.compression import parse_cell
 from hskd.config import ConfigError, load
-from hskd.grid import runs, store_bytes_per_example
+from hskd.grid import runs, store_bytes_lower_bound, store_bytes_per_example
 from hskd.paths import format_lr
 
 
@@ -92,3 +94,14 @@ def test_store_bytes_formula_by_hand():
     assert store_bytes_per_example(cell, 3, 384, 64) == 20 + 768 + 480
     full = parse_cell("depth=all-top6/length=all/width=all")
     assert store_bytes_per_example(full, 3, 384, 64) == 128 + 4 * 64 * 384 * 2
+
+
+def test_store_lower_bound_by_hand():
+    # T=4, K=2 attention tokens: C(4, 2) = 6 choices; D=2, so K*D = 4 values of which 2 kept: C(4, 2) = 6
+    cell = parse_cell("depth=top2-1/length=attention-2/width=magnitude-0.5")
+    assert store_bytes_lower_bound(cell, 2, 2, 4) == pytest.approx(2 * 2 + 2 * math.log2(6) / 8)
+    # left tokens and static width: positions are known in advance, so only the values count
+    static = parse_cell("depth=top2-2/length=left-2/width=uniform-0.5")
+    assert store_bytes_lower_bound(static, 2, 2, 4) == 2 * 2 * 2 * 1
+    full = parse_cell("depth=all-top6/length=all/width=all")
+    assert store_bytes_lower_bound(full, 3, 384, 64) == 4 * 64 * 384 * 2 < store_bytes_per_example(full, 3, 384, 64)

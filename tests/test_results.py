@@ -17,6 +17,7 @@ from hskd.results import (
     classify_cell,
     collect_runs,
     compare_to_full,
+    lr_sweep,
     minimum_hsk,
     select_lr,
     summarize,
@@ -175,6 +176,15 @@ def test_select_lr_does_not_peek_at_dev(lr_tree: Path) -> None:
         select_lr(runs, "test")
 
 
+def test_lr_sweep_lists_every_lr_of_tuned_cells(lr_tree: Path) -> None:
+    sweep = lr_sweep(collect_runs(lr_tree)).set_index("lr")
+    assert sweep["cell"].unique().tolist() == [FULL]  # prediction-only ran one lr here: not a sweep
+    assert sweep.loc[5e-05, "chosen"] and not sweep.loc[0.0001, "chosen"]
+    assert sweep.loc[0.0001, "mean"] == pytest.approx(0.80)
+    assert sweep.loc[0.0001, "selection_score"] == pytest.approx(0.66)
+    assert sweep.loc[5e-05, "n_seeds"] == 2
+
+
 def test_summarize_means_and_stds_by_hand(lr_tree: Path) -> None:
     runs = collect_runs(lr_tree)
     held = summarize(runs).set_index("cell")
@@ -245,6 +255,7 @@ def test_aggregate_writes_outputs_and_lists_missing(minimum_tree: Path, tmp_path
     assert "\\toprule" in (out / "depth.tex").read_text()
     assert "held-out slice of the training data" in (out / "depth.md").read_text()
     assert "Welch" in (out / "minimum_hsk.md").read_text()
+    assert (out / "lr_sweep.md").read_text().startswith("|")
     assert pd.read_csv(out / "minimum_hsk.csv")["cell"].tolist() == [
         "depth=all-top6/length=attention-4/width=all"
     ]

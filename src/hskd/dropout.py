@@ -26,6 +26,8 @@ INT16_VALUES = 2**16
 
 def keep_mask(shape: tuple[int, ...], p: float, device: torch.device | str = "cpu") -> torch.Tensor:
     """Bool mask of `shape`, each entry False (dropped) with probability round(p * 2^16) / 2^16."""
+    if p >= 1.0:
+        return torch.zeros(shape, dtype=torch.bool, device=device)
     count = torch.Size(shape).numel()
     draws = torch.empty(-(-count // UNIFORMS_PER_DRAW), dtype=torch.int64, device=device)
     draws.random_(-(2**63), None)  # every 64 bits uniform, hence every int16 view of them
@@ -35,7 +37,7 @@ def keep_mask(shape: tuple[int, ...], p: float, device: torch.device | str = "cp
 
 def cheap_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """`F.dropout(x, p, training)`, with masks from `keep_mask` on CPU."""
-    if not training or p == 0.0 or x.device.type != "cpu":
+    if not training or p in (0.0, 1.0) or x.device.type != "cpu":
         return F.dropout(x, p, training)
     # one float mask with the scale folded in: the forward and the backward are one multiply each
     scale = torch.tensor(1.0 / (1.0 - p), dtype=x.dtype)
@@ -82,6 +84,6 @@ def use_cheap_dropout(model: PreTrainedModel) -> PreTrainedModel:
     for parent in model.modules():
         for name, child in parent.named_children():
             if type(child) is nn.Dropout:
-                setattr(parent, name, Dropout(child.p))
+                setattr(parent, name, Dropout(child.p).train(child.training))
     model.set_attn_implementation(ATTENTION)
     return model

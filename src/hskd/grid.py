@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hskd import paths
@@ -109,17 +110,35 @@ def train_size(study: StudyConfig, task: str) -> int:
     return min(study.data.train_subset, available) if study.data.train_subset else available
 
 
+def kept_values_per_layer(cell: Cell, tokens: int, hidden_size: int) -> int:
+    """Values one example keeps per distilled layer, `tokens` being the cell's kept token count."""
+    if cell.width.scheme == "magnitude":
+        return max(1, round(cell.width.fraction * tokens * hidden_size))
+    dims = hidden_size if cell.width.scheme is None else max(1, round(cell.width.fraction * hidden_size))
+    return tokens * dims
+
+
 def store_bytes_per_example(cell: Cell, num_layers: int, hidden_size: int, max_seq_length: int) -> int:
     """Bytes per example of a cell's store (must match hskd.store's layout: fp16 values, int16 token
     positions, and for magnitude width a packed bitmask of kept entries)."""
     layers = len(cell.student_layers(num_layers))
     tokens = cell.num_tokens(max_seq_length)
-    token_bytes = 2 * tokens
+    kept = kept_values_per_layer(cell, tokens, hidden_size)
+    mask_bytes = -(-tokens * hidden_size // 8) if cell.width.scheme == "magnitude" else 0
+    return 2 * tokens + layers * (2 * kept + mask_bytes)
+
+
+def store_bytes_lower_bound(cell: Cell, num_layers: int, hidden_size: int, max_seq_length: int) -> float:
+    """The fewest bytes per example any encoding of a cell's store can take: the fp16 kept values plus
+    the information saying where they sit, log2 C(T, K) bits for tokens ranked per example (attention
+    schemes) and, for magnitude width, log2 C(K * D, kept) bits per layer. Fixed positions cost nothing."""
+    layers = len(cell.student_layers(num_layers))
+    tokens = cell.num_tokens(max_seq_length)
+    kept = kept_values_per_layer(cell, tokens, hidden_size)
+    bits = math.log2(math.comb(max_seq_length, tokens)) if cell.length.needs_attention else 0.0
     if cell.width.scheme == "magnitude":
-        kept = max(1, round(cell.width.fraction * tokens * hidden_size))
-        return token_bytes + layers * (2 * kept + -(-tokens * hidden_size // 8))
-    dims = hidden_size if cell.width.scheme is None else max(1, round(cell.width.fraction * hidden_size))
-    return token_bytes + layers * tokens * dims * 2
+        bits += layers * math.log2(math.comb(tokens * hidden_size, kept))
+    return 2 * layers * kept + bits / 8
 
 
 def is_cached(study: StudyConfig, task: str, student: str, cell: Cell) -> bool:

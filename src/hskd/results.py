@@ -42,6 +42,10 @@ MINIMUM_COLUMNS = [
     "task", "student", "cell", "hsk_fraction", "mean", "std", "n", "full_mean", "full_std", "none_mean",
     "p_value", "test", "gain_share",
 ]  # fmt: skip
+LR_SWEEP_COLUMNS = [
+    "task", "student", "cell", "kind", "lr", "n_seeds", "mean", "std", "selection_score", "chosen", "select_on",
+    "value_column",
+]  # fmt: skip
 NONE_QUALIFIES = "none qualifies"
 
 
@@ -200,6 +204,24 @@ def select_lr(runs: pd.DataFrame, select_on: str = "train_heldout") -> pd.DataFr
             }
         )
     return pd.DataFrame(rows, columns=[*KEY, "lr", "selection_score", "select_on", "lrs_tried"])
+
+
+def lr_sweep(runs: pd.DataFrame, select_on: str = "train_heldout", value_column: str = "dev_final") -> pd.DataFrame:
+    """Every learning rate of the cells that tried several (the tuned baselines): seed mean and std of
+    `value_column`, the mean selection score, and whether `select_lr` chose it."""
+    if runs.empty:
+        return pd.DataFrame(columns=LR_SWEEP_COLUMNS)
+    runs = add_cell_columns(runs)
+    per_lr = runs.groupby([*KEY, "kind", "lr"], as_index=False).agg(
+        n_seeds=(value_column, "count"),
+        mean=(value_column, "mean"),
+        std=(value_column, "std"),
+        selection_score=(selection_column(select_on), "mean"),
+    )
+    per_lr = per_lr[per_lr.groupby(KEY)["lr"].transform("nunique") > 1]
+    chosen = select_lr(runs, select_on)[[*KEY, "lr"]].assign(chosen=True)
+    table = per_lr.merge(chosen, on=[*KEY, "lr"], how="left").fillna({"chosen": False})
+    return table.assign(select_on=select_on, value_column=value_column)[LR_SWEEP_COLUMNS].reset_index(drop=True)
 
 
 def baselines(summary: pd.DataFrame) -> pd.DataFrame:
@@ -431,13 +453,17 @@ def aggregate(
     expected: list[str] | None = None,
     alpha: float = 0.05,
 ) -> list[str]:
-    """Write runs.csv, summary.csv, the dimension tables and minimum_hsk; return (and print) missing runs."""
+    """Write runs.csv, summary.csv, the dimension tables, lr_sweep and minimum_hsk; return (and print) the
+    missing runs."""
     out_dir = Path(out_dir)
     runs = add_cell_columns(collect_runs(results_dir))
     summary = summarize(runs, select_on, value_column)
     write_runs_csv(runs, out_dir / "runs.csv")
     write_text(summary.to_csv(index=False), out_dir / "summary.csv")
     write_tables(summary, out_dir)
+    sweep = lr_sweep(runs, select_on, value_column)
+    write_text(sweep.to_csv(index=False), out_dir / "lr_sweep.csv")
+    write_text(f"{sweep.to_markdown(index=False, floatfmt='.4g')}\n\n{_note(summary)}\n", out_dir / "lr_sweep.md")
     write_minimum_hsk(minimum_hsk(runs, summary, alpha), summary, out_dir, alpha)
     missing = missing_runs(expected or [])
     for path in missing:

@@ -5,6 +5,7 @@ rule aggregate:
         runs=report(f"{R}/tables/runs.csv", caption="../report/tables.rst", category="Tables"),
         summary=f"{R}/tables/summary.csv",
         minimum=report(f"{R}/tables/minimum_hsk.md", caption="../report/minimum_hsk.rst", category="Tables"),
+        lr_sweep=[f"{R}/tables/lr_sweep.{ext}" for ext in ("csv", "md")],
         tables=[f"{R}/tables/{kind}.{ext}" for kind in ("depth", "length", "width", "joint") for ext in ("csv", "md", "tex")],
     params:
         select_on=STUDY.select_on,
