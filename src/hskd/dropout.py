@@ -1,10 +1,10 @@
-"""Dropout whose random bits cost a quarter of torch's on CPU, for every model the pipeline trains.
+"""Dropout with cheap random bits on CPU, for every model the pipeline trains.
 
-torch's CPU dropout draws one number per element from its generator (`bernoulli_`, ~13 ns per element on
-two cores), which is a quarter of a small BERT's training step (`hskd bench`, see the README). Here each
-64-bit draw of the same seeded generator gives four 16-bit uniforms, so the masks are ~6x cheaper and a
-seed still fixes every one. The drop probability is p rounded to a multiple of 2^-16. Other devices keep
-torch's own dropout and attention kernels, which are already fast there.
+torch's CPU dropout draws one number per element from its generator (`bernoulli_`); under torch.profiler
+that was a quarter of the benchmark's student training step on two cores (`hskd bench`). Here each 64-bit
+draw of the same seeded generator gives four 16-bit uniforms, which makes a mask several times cheaper,
+and a seed still fixes every mask. The drop probability is p rounded to a multiple of 2^-16. Other
+devices keep torch's own dropout and attention kernels, which are already fast there.
 
 `use_cheap_dropout(model)` installs it in a transformers BERT: its `nn.Dropout` modules, and its attention
 through the transformers attention interface (name `ATTENTION`), which drops attention probabilities.
