@@ -37,7 +37,6 @@ from hskd.plots import save_figure
 from hskd.results import write_text
 from hskd.store import HSKStore
 from hskd.students import Student, pretrained_student_from_config, pruned_student_from_shape
-from hskd.teacher import attention_implementation
 from hskd.training import autocast, make_optimizer, prediction_kd_loss, setup_runtime, to_device
 
 MODES = ("online", "cached", "student_only")
@@ -213,7 +212,6 @@ def make_steps(
         _optimise(optimizer, loss)
         return 0.0
 
-    teacher.set_attn_implementation(attention_implementation(cell.length.needs_attention))  # as OnlineHSK.load
     return {
         "online": hsk_step(OnlineHSK(teacher, SEP_ID, cell, student.num_layers, split.max_seq_length)),
         "cached": hsk_step(CachedHSK(store)),

@@ -21,7 +21,7 @@ from hskd.models import load_tokenizer
 from hskd.paths import cell_wildcards
 from hskd.store import HSKStore, file_sha256, load_logits
 from hskd.students import Student, load_student
-from hskd.teacher import load_teacher, teacher_fingerprint, teacher_pass
+from hskd.teacher import attention_implementation, load_teacher, teacher_fingerprint, teacher_pass
 from hskd.training import Optimisation, evaluate, fit, prediction_kd_loss, setup_runtime
 
 
@@ -68,13 +68,14 @@ class OnlineHSK:
     """HSK targets of a batch computed by running the teacher now, with the same compression code."""
 
     def __init__(self, teacher, sep_token_id: int, cell: Cell, student_layers: int, max_seq_length: int):
-        """`teacher` needs eager attention if the cell ranks tokens by attention (see `load`)."""
+        """Sets `teacher`'s attention implementation to the fastest one that gives what `cell` needs."""
+        teacher.set_attn_implementation(attention_implementation(cell.length.needs_attention))
         self.teacher, self.sep_token_id = teacher, sep_token_id
         self.cell, self.student_layers, self.max_seq_length = cell, student_layers, max_seq_length
 
     @classmethod
     def load(cls, teacher_dir: str, cell: Cell, student_layers: int, max_seq_length: int, device) -> OnlineHSK:
-        teacher = load_teacher(teacher_dir, device, attentions=cell.length.needs_attention)
+        teacher = load_teacher(teacher_dir, device)
         return cls(teacher, load_tokenizer(teacher_dir).sep_token_id, cell, student_layers, max_seq_length)
 
     def __call__(self, index: torch.Tensor, batch: dict[str, torch.Tensor]) -> HSKBatch:
