@@ -431,6 +431,6 @@ def main(args) -> None:
     print(speed_markdown(result["rows"], result["storage"]))
     for target in result["targets"]:
         status = "met" if target["met"] else "MISSED"
-        bound = f"; no encoding can go below {target['lower_bound']:.3f}" if "lower_bound" in target else ""
+        bound = f"; no fixed-size record can go below {target['lower_bound']:.3f}" if "lower_bound" in target else ""
         print(f"{status}: {target['target']} {target['student']} {target['cell']} seq {target['seq_len']}: "
               f"{target['value']:.3g} (threshold {target['threshold']}{bound})")  # fmt: skip

@@ -129,9 +129,10 @@ def store_bytes_per_example(cell: Cell, num_layers: int, hidden_size: int, max_s
 
 
 def store_bytes_lower_bound(cell: Cell, num_layers: int, hidden_size: int, max_seq_length: int) -> float:
-    """The fewest bytes per example any encoding of a cell's store can take: the fp16 kept values plus
-    the information saying where they sit, log2 C(T, K) bits for tokens ranked per example (attention
-    schemes) and, for magnitude width, log2 C(K * D, kept) bits per layer. Fixed positions cost nothing."""
+    """The fewest bytes per example any fixed-size record of a cell's store can take: the fp16 kept values
+    plus the information saying where they sit, log2 C(T, K) bits for tokens ranked per example (attention
+    schemes) and, for magnitude width, log2 C(K * D, kept) bits per layer (a fixed-size code must tell
+    every possible mask apart). Fixed positions cost nothing."""
     layers = len(cell.student_layers(num_layers))
     tokens = cell.num_tokens(max_seq_length)
     kept = kept_values_per_layer(cell, tokens, hidden_size)
