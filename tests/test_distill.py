@@ -78,7 +78,8 @@ def test_store_from_another_teacher_is_refused(extracted):
         HSKStore(extracted["targets"][0].path, teacher_sha256="0" * 64)
 
 
-def _run(tiny_task, extracted, tmp_path, cell_position: int, kd_mode: str, name: str, seed: int = 1) -> dict:
+def _run(tiny_task, extracted, tmp_path, cell_position: int, kd_mode: str, name: str, seed: int = 1,
+         checkpoint_minutes: float = 0) -> dict:
     student_dir = tmp_path / "student"
     if not student_dir.exists():
         config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
@@ -89,7 +90,7 @@ def _run(tiny_task, extracted, tmp_path, cell_position: int, kd_mode: str, name:
                            threads=1, kd_mode=kd_mode)
     inputs = RunInputs(str(student_dir), tiny_task["teacher"], tiny_task["train"], tiny_task["heldout"],
                        tiny_task["dev"], extracted["logits"], extracted["targets"][cell_position].path)
-    distill.run(settings, inputs, str(tmp_path / name))
+    distill.run(settings, inputs, str(tmp_path / name), checkpoint_minutes)
     return json.loads((tmp_path / name).read_text())
 
 
@@ -107,6 +108,54 @@ def test_cached_run_never_loads_the_teacher_and_a_seed_fixes_every_result(tiny_t
     assert first["stage1_loss"] > 0 and first["stage2_loss"] > 0
     other_seed = _run(tiny_task, extracted, tmp_path, 1, "cached", "c.json", seed=2)
     assert other_seed["stage2_loss"] != first["stage2_loss"]
+
+
+EVERY_STEP = 1e-9  # checkpoint minutes: a save after every step
+
+
+def test_an_interrupted_run_resumes_where_it_stopped_with_the_same_result(tiny_task, extracted, tmp_path,
+                                                                          monkeypatch):
+    uninterrupted = _run(tiny_task, extracted, tmp_path, 1, "cached", "a.json")
+    real_loss, calls = distill.prediction_kd_loss, []
+
+    def interrupted_at_step_4(*args):
+        calls.append(1)
+        if len(calls) == 4:  # stage 2 (5 steps) has evaluated dev once, at step 3
+            raise RuntimeError("interrupted")
+        return real_loss(*args)
+
+    monkeypatch.setattr(distill, "prediction_kd_loss", interrupted_at_step_4)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _run(tiny_task, extracted, tmp_path, 1, "cached", "b.json", checkpoint_minutes=EVERY_STEP)
+    resume_file = tmp_path / f"b{distill.RESUME_SUFFIX}"
+    assert resume_file.exists() and not (tmp_path / "b.json").exists()
+
+    def no_stage1(*args, **kwargs):
+        raise AssertionError("stage 1 had finished before the interruption and ran again")
+
+    monkeypatch.setattr(distill, "prediction_kd_loss", real_loss)
+    monkeypatch.setattr(distill, "stage1_loss", no_stage1)
+    resumed = _run(tiny_task, extracted, tmp_path, 1, "cached", "b.json", checkpoint_minutes=EVERY_STEP)
+    assert not resume_file.exists()
+    for key in ("stage1_loss", "stage1_steps", "dev_after_stage1", "stage2_loss", "stage2_steps", "dev_best",
+                "dev_final", "heldout_final"):
+        assert resumed[key] == uninterrupted[key], key
+
+
+def test_a_saved_state_of_other_settings_is_ignored(tiny_task, extracted, tmp_path, monkeypatch):
+    real_loss = distill.prediction_kd_loss
+
+    def interrupted(*args):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(distill, "prediction_kd_loss", interrupted)
+    with pytest.raises(RuntimeError):
+        _run(tiny_task, extracted, tmp_path, 1, "cached", "c.json", seed=1, checkpoint_minutes=EVERY_STEP)
+    assert (tmp_path / f"c{distill.RESUME_SUFFIX}").exists()  # saved during stage 1
+    monkeypatch.setattr(distill, "prediction_kd_loss", real_loss)
+    other_seed = _run(tiny_task, extracted, tmp_path, 1, "cached", "c.json", seed=2, checkpoint_minutes=EVERY_STEP)
+    fresh = _run(tiny_task, extracted, tmp_path, 1, "cached", "d.json", seed=2)
+    assert other_seed["stage1_loss"] == fresh["stage1_loss"] and other_seed["dev_final"] == fresh["dev_final"]
 
 
 def test_online_run_records_the_teacher(tiny_task, extracted, tmp_path):

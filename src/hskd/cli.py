@@ -48,6 +48,7 @@ def cmd_finetune_teacher(args) -> None:
     result = finetune(
         args.task, _teacher_config(_json(args.settings)), str(Path(args.data_dir) / "train.safetensors"),
         str(Path(args.data_dir) / "dev.safetensors"), args.out_dir, args.threads, args.group_by_length,
+        args.checkpoint_minutes,
     )  # fmt: skip
     print(f"teacher {args.task}: dev {result['metric']} = {result['dev']:.4f} ({result['train_seconds']} s)")
 
@@ -83,7 +84,7 @@ def cmd_distill(args) -> None:
         student_dir=args.student_dir, teacher_dir=args.teacher_dir, train=args.train, heldout=args.heldout,
         dev=args.dev, logits=args.logits, store=args.store or None,
     )  # fmt: skip
-    metrics = run(RunSettings(**settings), inputs, args.out)
+    metrics = run(RunSettings(**settings), inputs, args.out, args.checkpoint_minutes)
     print(f"{metrics['cell']} seed {metrics['seed']}: dev {metrics['metric']} final {metrics['dev_final']:.4f}")
 
 
@@ -134,6 +135,12 @@ def cmd_bench(args) -> None:
     bench_main(args)
 
 
+def _add_checkpoint_minutes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                        help="save the training state this often beside the output, so that a rerun after an "
+                             "interruption continues from it (0 = never)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hskd", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=True)
+    _add_checkpoint_minutes(p)
     p.set_defaults(func=cmd_finetune_teacher)
 
     p = sub.add_parser("init-student", help="build a student (pretrained truncation or pruned teacher)")
@@ -189,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("student-dir", "teacher-dir", "train", "heldout", "dev", "logits", "out"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--store", default="", help="HSK store (cached mode)")
+    _add_checkpoint_minutes(p)
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("evaluate", help="GLUE metrics of a saved teacher or student on a tokenized split")

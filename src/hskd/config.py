@@ -114,6 +114,7 @@ class StudyConfig:
     seeds: list[int]
     kd_mode: str
     cache_budget_gb: float
+    checkpoint_minutes: float
     width_loss: str
     freeze_word_embeddings: bool
     data: DataConfig
@@ -151,6 +152,7 @@ def from_dict(config: dict[str, Any]) -> StudyConfig:
         seeds=list(config["seeds"]),
         kd_mode=config["kd_mode"],
         cache_budget_gb=float(config["cache_budget_gb"]),
+        checkpoint_minutes=float(config["checkpoint_minutes"]),
         width_loss=config["width_loss"],
         freeze_word_embeddings=config["freeze_word_embeddings"],
         data=DataConfig(**config["data"]),

@@ -19,10 +19,13 @@ from hskd.grid import store_bytes_per_example
 from hskd.io import package_versions, peak_rss_mb, write_json_atomic
 from hskd.models import load_tokenizer
 from hskd.paths import cell_wildcards
-from hskd.store import HSKStore, file_sha256, load_logits
+from hskd.resume import Checkpoint, job_key
+from hskd.store import HSKStore, dir_sha256, file_sha256, load_logits
 from hskd.students import Student, load_student
 from hskd.teacher import attention_implementation, load_teacher, teacher_fingerprint, teacher_pass
 from hskd.training import Optimisation, evaluate, fit, prediction_kd_loss, setup_runtime
+
+RESUME_SUFFIX = ".resume.pt"  # beside the run's metrics.json: metrics.resume.pt
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,11 @@ def _evaluate_student(student: Student, split: TokenizedSplit, task: str, device
     return value[glue.get_task(task).metric]
 
 
-def run(settings: RunSettings, inputs: RunInputs, out_path: str) -> dict:
-    """Train and evaluate one student run; write its metrics.json to `out_path`."""
+def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minutes: float = 0) -> dict:
+    """Train and evaluate one student run; write its metrics.json to `out_path`.
+
+    With `checkpoint_minutes` > 0 the run's state is saved that often beside `out_path` (suffix
+    `RESUME_SUFFIX`), and a rerun after an interruption continues from it (`hskd.resume`)."""
     device = setup_runtime(settings.threads, settings.seed)
     cell = parse_cell(settings.cell)
     spec = glue.get_task(settings.task)
@@ -138,21 +144,25 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str) -> dict:
     if settings.freeze_word_embeddings:
         student.freeze_word_embeddings()
     student.train()
+    key = job_key(settings=asdict(settings), teacher=teacher_sha, data=data_sha, student=dir_sha256(inputs.student_dir),
+                  store=inputs.store, device=device.type)  # fmt: skip
+    checkpoint = Checkpoint(Path(out_path).with_suffix(RESUME_SUFFIX), key, checkpoint_minutes)
     result: dict = {"teacher_loaded": False, "kd_mode": "none", "dev_after_stage1": None}
     stage2_epochs = settings.stage2.epochs_for(settings.task)
     if cell.is_none:
         stage2_epochs += settings.stage1.epochs_for(settings.task)
         result.update(stage1_steps=0, stage1_seconds=0.0, stage1_loss=None)
     else:
-        if settings.kd_mode == "cached":
-            source = CachedHSK(HSKStore(inputs.store, teacher_sha256=teacher_sha, data_sha256=data_sha))
-        else:
-            source = OnlineHSK.load(inputs.teacher_dir, cell, student.num_layers, train.max_seq_length, device)
-            result["teacher_loaded"] = True
-        result["kd_mode"] = settings.kd_mode
-        result.update(_stage1(student, source, train, cell, settings, device))
-        result["dev_after_stage1"] = _evaluate_student(student, dev, settings.task, device)
-    result.update(_stage2(student, train, dev, teacher_logits, stage2_epochs, settings, device))
+
+        def stage1() -> dict:
+            if settings.kd_mode == "cached":
+                source = CachedHSK(HSKStore(inputs.store, teacher_sha256=teacher_sha, data_sha256=data_sha))
+            else:
+                source = OnlineHSK.load(inputs.teacher_dir, cell, student.num_layers, train.max_seq_length, device)
+            return _stage1(student, source, train, dev, cell, settings, device, checkpoint)
+
+        result.update(checkpoint.once("stage1", stage1))
+    result.update(_stage2(student, train, dev, teacher_logits, stage2_epochs, settings, device, checkpoint))
     result["heldout_final"] = _evaluate_student(student, heldout, settings.task, device)
     hidden_size = _teacher_hidden_size(inputs.teacher_dir)
     metrics = {
@@ -178,6 +188,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str) -> dict:
         "versions": package_versions(),
     }
     write_json_atomic(metrics, out_path)
+    checkpoint.remove()
     return metrics
 
 
@@ -190,26 +201,36 @@ def _optimisation(stage: StageConfig, lr: float) -> Optimisation:
     return Optimisation(lr, stage.weight_decay, stage.schedule, stage.warmup_ratio, stage.batch_size)
 
 
-def _stage1(student: Student, source, train: TokenizedSplit, cell: Cell, settings: RunSettings, device) -> dict:
+def _stage1(
+    student: Student, source: CachedHSK | OnlineHSK, train: TokenizedSplit, dev: TokenizedSplit, cell: Cell,
+    settings: RunSettings, device: torch.device, checkpoint: Checkpoint,
+) -> dict:  # fmt: skip
+    """HSK distillation from `source`, then the dev metric after it."""
+    result: dict = {"kd_mode": settings.kd_mode, "teacher_loaded": isinstance(source, OnlineHSK)}
     stage = settings.stage1
     log = fit(
-        student.parameters(), train, _optimisation(stage, stage.lr), stage.epochs_for(settings.task), settings.seed,
+        student, train, _optimisation(stage, stage.lr), stage.epochs_for(settings.task), settings.seed,
         settings.group_by_length, device,
         lambda index, batch: stage1_loss(student, batch, source(index, batch), settings.width_loss),
-        f"stage 1 {cell}",
+        f"stage 1 {cell}", checkpoint=checkpoint,
     )  # fmt: skip
-    return {"stage1_steps": log.steps, "stage1_seconds": log.seconds, "stage1_loss": log.loss}
+    result.update(stage1_steps=log.steps, stage1_seconds=log.seconds, stage1_loss=log.loss)
+    result["dev_after_stage1"] = _evaluate_student(student, dev, settings.task, device)
+    return result
 
 
-def _stage2(student, train, dev, teacher_logits, epochs: float, settings: RunSettings, device) -> dict:
+def _stage2(
+    student: Student, train: TokenizedSplit, dev: TokenizedSplit, teacher_logits: torch.Tensor, epochs: float,
+    settings: RunSettings, device: torch.device, checkpoint: Checkpoint,
+) -> dict:  # fmt: skip
     stage = settings.stage2
-    dev_values: list[float] = []
+    progress: dict[str, list[float]] = {"dev_values": []}
 
     def evaluate_dev(step: int, total: int) -> float:
         if step % stage.eval_every and step != total:
             return 0.0
         started = time.perf_counter()
-        dev_values.append(_evaluate_student(student, dev, settings.task, device))
+        progress["dev_values"].append(_evaluate_student(student, dev, settings.task, device))
         return time.perf_counter() - started
 
     def loss_fn(index: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -217,8 +238,10 @@ def _stage2(student, train, dev, teacher_logits, epochs: float, settings: RunSet
         return prediction_kd_loss(logits, teacher_logits[index].to(device), stage.temperature)
 
     # A different stream from stage 1's: the seed offset keeps the two stages' data orders independent.
-    log = fit(student.parameters(), train, _optimisation(stage, settings.lr), epochs, settings.seed + 10_000,
-              settings.group_by_length, device, loss_fn, "stage 2", after_step=evaluate_dev)  # fmt: skip
+    log = fit(student, train, _optimisation(stage, settings.lr), epochs, settings.seed + 10_000,
+              settings.group_by_length, device, loss_fn, "stage 2", after_step=evaluate_dev, checkpoint=checkpoint,
+              carry=progress)  # fmt: skip
+    dev_values = progress["dev_values"]
     return {
         "dev_best": max(dev_values),
         "dev_final": dev_values[-1],

@@ -433,3 +433,9 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def dir_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 over the names and contents of the files in a folder (not its subfolders)."""
+    files = sorted(p for p in Path(path).iterdir() if p.is_file())
+    return hashlib.sha256("".join(f"{p.name}:{file_sha256(p)};" for p in files).encode()).hexdigest()

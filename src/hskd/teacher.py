@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -14,10 +14,12 @@ from hskd.config import TeacherConfig
 from hskd.data import TokenizedSplit
 from hskd.dropout import use_cheap_dropout
 from hskd.io import package_versions, write_json_atomic
+from hskd.resume import Checkpoint, job_key
 from hskd.store import file_sha256
 from hskd.training import Optimisation, autocast, evaluate, fit, setup_runtime, task_loss
 
 WEIGHTS_FILE = "model.safetensors"
+RESUME_FILE = "resume.pt"
 
 
 def initial_teacher(teacher: TeacherConfig, num_labels: int, vocab_size: int):
@@ -55,18 +57,26 @@ def finetune(
     out_dir: str,
     threads: int,
     group_by_length: bool,
+    checkpoint_minutes: float = 0,
 ) -> dict:
-    """Fine-tune the teacher; save an HF checkpoint with tokenizer and metrics.json into `out_dir`."""
+    """Fine-tune the teacher; save an HF checkpoint with tokenizer and metrics.json into `out_dir`.
+
+    With `checkpoint_minutes` > 0 the training state is saved that often to `out_dir`/resume.pt, and a
+    rerun after an interruption continues from it (`hskd.resume`)."""
     device = setup_runtime(threads, teacher.seed)
     spec = glue.get_task(task)
     tokenizer = models.load_tokenizer(teacher.model)
     model = use_cheap_dropout(initial_teacher(teacher, spec.num_labels, tokenizer.vocab_size)).to(device)
     train, dev = TokenizedSplit.load(train_path), TokenizedSplit.load(dev_path)
     optimisation = Optimisation(teacher.lr, teacher.weight_decay, "linear", teacher.warmup_ratio, teacher.batch_size)
+    key = job_key(task=task, teacher=asdict(teacher), train=file_sha256(train_path), group_by_length=group_by_length,
+                  threads=threads, device=device.type)  # fmt: skip
+    checkpoint = Checkpoint(Path(out_dir) / RESUME_FILE, key, checkpoint_minutes)
     model.train()
     log = fit(
-        model.parameters(), train, optimisation, teacher.epochs, teacher.seed, group_by_length, device,
+        model, train, optimisation, teacher.epochs, teacher.seed, group_by_length, device,
         lambda index, batch: task_loss(model(**_inputs(batch)).logits.float(), batch["labels"]), f"teacher {task}",
+        checkpoint=checkpoint,
     )  # fmt: skip
     model.eval()
     dev_metrics = evaluate(lambda b: model(**_inputs(b)).logits, dev, task, device)
@@ -88,6 +98,7 @@ def finetune(
         "versions": package_versions(),
     }
     write_json_atomic(result, Path(out_dir) / "metrics.json")
+    checkpoint.remove()
     return result
 
 

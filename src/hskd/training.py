@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -17,6 +18,7 @@ from transformers import get_constant_schedule_with_warmup, get_linear_schedule_
 
 from hskd import metrics
 from hskd.data import TokenizedSplit
+from hskd.resume import Checkpoint, rng_state, set_rng_state
 
 
 def setup_runtime(threads: int, seed: int) -> torch.device:
@@ -89,7 +91,7 @@ class FitResult:
 
 
 def fit(
-    parameters,
+    model: torch.nn.Module,
     split: TokenizedSplit,
     optimisation: Optimisation,
     epochs: float,
@@ -99,18 +101,34 @@ def fit(
     loss_fn: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor],
     desc: str,
     after_step: Callable[[int, int], float] | None = None,
+    checkpoint: Checkpoint | None = None,
+    carry: dict | None = None,
 ) -> FitResult:
-    """The one training loop: `epochs` over `split` in seeded batches, `loss_fn(index, batch)` per step.
+    """The one training loop: `epochs` over `split` in seeded batches, `loss_fn(index, batch)` per step,
+    updating `model`'s trainable parameters.
 
-    `after_step(step, total)` runs after each update and returns the seconds it spent outside training."""
+    `after_step(step, total)` runs after each update and returns the seconds it spent outside training.
+    With a `checkpoint`, the training state under the name `desc` (with `carry`, a dict of what `after_step`
+    accumulates) is restored if the job stopped during it, and saved whenever a save is due."""
     total = steps_for(epochs, -(-len(split) // optimisation.batch_size))
     optimizer, scheduler = make_optimizer(
-        parameters, optimisation.lr, optimisation.weight_decay, optimisation.schedule, optimisation.warmup_ratio,
-        total,
+        model.parameters(), optimisation.lr, optimisation.weight_decay, optimisation.schedule,
+        optimisation.warmup_ratio, total,
     )  # fmt: skip
-    started, outside, losses = time.perf_counter(), 0.0, []
-    stream = batch_stream(split, optimisation.batch_size, total, seed, group_by_length)
-    for step, index in enumerate(tqdm(stream, total=total, desc=desc, mininterval=10), start=1):
+    done, seconds_before, losses = 0, 0.0, []
+    saved = checkpoint.training(desc) if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        set_rng_state(saved["rng"])
+        done, seconds_before, losses = saved["step"], saved["seconds"], saved["losses"]
+        if carry is not None:
+            carry.update(saved["carry"])
+    started, outside = time.perf_counter(), 0.0
+    stream = itertools.islice(batch_stream(split, optimisation.batch_size, total, seed, group_by_length), done, None)
+    progress = tqdm(stream, total=total, initial=done, desc=desc, mininterval=10)
+    for step, index in enumerate(progress, start=done + 1):
         batch = to_device(split.batch(index), device)
         with autocast(device):
             loss = loss_fn(index, batch)
@@ -121,8 +139,15 @@ def fit(
         losses.append(loss.item())
         if after_step is not None:
             outside += after_step(step, total)
+        if checkpoint is not None and step < total and checkpoint.due():
+            checkpoint.save(desc, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": step, "losses": losses[-50:],
+                "seconds": seconds_before + time.perf_counter() - started - outside, "carry": carry or {},
+            })  # fmt: skip
+    seconds = seconds_before + time.perf_counter() - started - outside
     tail = losses[-50:]
-    return FitResult(total, round(time.perf_counter() - started - outside, 2), sum(tail) / len(tail))
+    return FitResult(total, round(seconds, 2), sum(tail) / len(tail))
 
 
 @torch.no_grad()

@@ -5,6 +5,7 @@ rule distill:
         paths.RUN_METRICS.format(results=R, task="{task}", student="{student}", depth="{depth}",
                                  length="{length}", width="{width}", lr="{lr}", seed="{seed}"),
     params:
+        checkpoint_minutes=STUDY.checkpoint_minutes,
         settings=run_settings,
         store=lambda w, input: input.get("store", ""),
     threads: STUDY.threads
@@ -17,4 +18,5 @@ rule distill:
     shell:
         "hskd distill --settings '{params.settings}' --student-dir {input.student}"
         " --teacher-dir $(dirname {input.weights}) --train {input.train} --heldout {input.heldout}"
-        " --dev {input.dev} --logits {input.logits} --store '{params.store}' --out {output} > {log} 2>&1"
+        " --dev {input.dev} --logits {input.logits} --store '{params.store}' --out {output}"
+        " --checkpoint-minutes {params.checkpoint_minutes} > {log} 2>&1"

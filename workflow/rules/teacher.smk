@@ -7,6 +7,7 @@ rule finetune_teacher:
         config=paths.TEACHER_CONFIG.format(results=R, task="{task}"),
         metrics=paths.TEACHER_METRICS.format(results=R, task="{task}"),
     params:
+        checkpoint_minutes=STUDY.checkpoint_minutes,
         settings=as_json(STUDY.raw["teacher"]),
         group="--group-by-length" if STUDY.data.group_by_length else "--no-group-by-length",
         out_dir=lambda w, output: os.path.dirname(output.metrics),
@@ -19,4 +20,5 @@ rule finetune_teacher:
         "logs/{task}/finetune_teacher.log",
     shell:
         "hskd finetune-teacher --task {wildcards.task} --settings '{params.settings}'"
-        " --data-dir $(dirname {input.train}) --out-dir {params.out_dir} --threads {threads} {params.group} > {log} 2>&1"
+        " --data-dir $(dirname {input.train}) --out-dir {params.out_dir} --threads {threads} {params.group}"
+        " --checkpoint-minutes {params.checkpoint_minutes} > {log} 2>&1"
