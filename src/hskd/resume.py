@@ -23,6 +23,8 @@ import torch
 
 from hskd.io import atomic_output
 
+FORMAT_VERSION = 1  # of the saved file's layout; a file of another version is ignored like another job's
+
 
 def job_key(**parts) -> str:
     """sha256 of the JSON of `parts` (settings, input fingerprints): what a saved state must match."""
@@ -58,10 +60,10 @@ class Checkpoint:
         self._last_save = time.monotonic()
         if every_minutes > 0 and self.path.exists():
             saved = torch.load(self.path, map_location="cpu", weights_only=True)
-            if saved.get("key") == key:
+            if saved.get("key") == key and saved.get("format_version") == FORMAT_VERSION:
                 self.done, self._stage, self._training = saved["done"], saved["stage"], saved["training"]
             else:
-                print(f"ignoring {self.path}: saved by a job with other settings or inputs", file=sys.stderr)
+                print(f"ignoring {self.path}: saved by a job with other settings, inputs or code", file=sys.stderr)
 
     def once(self, name: str, compute: Callable[[], dict]) -> dict:
         if name not in self.done:
@@ -81,7 +83,9 @@ class Checkpoint:
 
     def save(self, stage: str, training: dict) -> None:
         with atomic_output(self.path) as tmp:
-            torch.save({"key": self.key, "done": self.done, "stage": stage, "training": training}, tmp)
+            saved = {"key": self.key, "format_version": FORMAT_VERSION, "done": self.done, "stage": stage,
+                     "training": training}  # fmt: skip
+            torch.save(saved, tmp)
         self._last_save = time.monotonic()
 
     def remove(self) -> None:
