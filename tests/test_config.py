@@ -26,6 +26,12 @@ def test_unknown_key_is_an_error(config):
     assert "\n" not in str(err.value)
 
 
+def test_unknown_precision_is_an_error(config):
+    config["precision"] = "fp16"
+    with pytest.raises(ConfigError, match="precision"):
+        load(config)
+
+
 def test_negative_learning_rate_is_an_error(config):
     config["stage2"]["lr"] = -1e-5
     with pytest.raises(ConfigError, match="stage2.lr"):

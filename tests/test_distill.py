@@ -79,7 +79,7 @@ def test_store_from_another_teacher_is_refused(extracted):
 
 
 def _run(tiny_task, extracted, tmp_path, cell_position: int, kd_mode: str, name: str, seed: int = 1,
-         checkpoint_minutes: float = 0) -> dict:
+         checkpoint_minutes: float = 0, precision: str = "auto") -> dict:
     student_dir = tmp_path / "student"
     if not student_dir.exists():
         config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
@@ -87,7 +87,7 @@ def _run(tiny_task, extracted, tmp_path, cell_position: int, kd_mode: str, name:
         pretrained_student_from_config(config, 2, 32, seed=0).save(student_dir)
     settings = RunSettings(task="SST-2", student="s", cell=CELLS[cell_position], lr=1e-3, seed=seed, stage1=STAGE,
                            stage2=STAGE, width_loss="paper", freeze_word_embeddings=True, group_by_length=True,
-                           threads=1, kd_mode=kd_mode)
+                           threads=1, kd_mode=kd_mode, precision=precision)
     inputs = RunInputs(str(student_dir), tiny_task["teacher"], tiny_task["train"], tiny_task["heldout"],
                        tiny_task["dev"], extracted["logits"], extracted["targets"][cell_position].path)
     distill.run(settings, inputs, str(tmp_path / name), checkpoint_minutes)
@@ -108,6 +108,16 @@ def test_cached_run_never_loads_the_teacher_and_a_seed_fixes_every_result(tiny_t
     assert first["stage1_loss"] > 0 and first["stage2_loss"] > 0
     other_seed = _run(tiny_task, extracted, tmp_path, 1, "cached", "c.json", seed=2)
     assert other_seed["stage2_loss"] != first["stage2_loss"]
+
+
+def test_bf16_runs_are_reproducible_and_really_bf16(tiny_task, extracted, tmp_path):
+    first = _run(tiny_task, extracted, tmp_path, 2, "cached", "bf16_a.json", precision="bf16")
+    second = _run(tiny_task, extracted, tmp_path, 2, "cached", "bf16_b.json", precision="bf16")
+    fp32 = _run(tiny_task, extracted, tmp_path, 2, "cached", "fp32.json", precision="fp32")
+    assert first["precision"] == "bf16" and fp32["precision"] == "fp32"
+    for key in ("stage1_loss", "stage2_loss", "dev_final", "heldout_final"):
+        assert first[key] == second[key], key
+    assert first["stage1_loss"] != fp32["stage1_loss"]  # bf16 matrix products really ran
 
 
 EVERY_STEP = 1e-9  # checkpoint minutes: a save after every step

@@ -351,9 +351,9 @@ def bench_student(
     return rows, storage
 
 
-def run_bench(settings: BenchSettings, out_dir: str | Path, threads: int, quick: bool) -> dict:
+def run_bench(settings: BenchSettings, out_dir: str | Path, threads: int, quick: bool, precision: str = "auto") -> dict:
     """Run every student x sequence length x cell; write speed.json, tables and the figure under `out_dir`."""
-    device = setup_runtime(threads, settings.seed)
+    device = setup_runtime(threads, settings.seed, precision)
     out_dir = Path(out_dir)
     (out_dir / "bench").mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
@@ -378,6 +378,7 @@ def run_bench(settings: BenchSettings, out_dir: str | Path, threads: int, quick:
             "full_length_sequences": True,
             "freeze_word_embeddings": settings.freeze_word_embeddings,
             "device": str(device),
+            "precision": precision,
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         },
         "quick": quick,
@@ -427,7 +428,7 @@ def plot_speed(rows: pd.DataFrame) -> Figure:
 
 def main(args) -> None:
     """CLI entry: paper shapes, `args.quick`, `args.out` (results root), `args.threads`."""
-    result = run_bench(paper_settings(args.quick), args.out, args.threads, args.quick)
+    result = run_bench(paper_settings(args.quick), args.out, args.threads, args.quick, args.precision)
     print(speed_markdown(result["rows"], result["storage"]))
     for target in result["targets"]:
         status = "met" if target["met"] else "MISSED"

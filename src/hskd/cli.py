@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from hskd.config import ConfigError, Shape, StageConfig, StudentConfig, TeacherConfig
+from hskd.config import PRECISIONS, ConfigError, Shape, StageConfig, StudentConfig, TeacherConfig
 from hskd.glue import GlueFormatError
 from hskd.store import StoreMismatchError
 
@@ -48,7 +48,7 @@ def cmd_finetune_teacher(args) -> None:
     result = finetune(
         args.task, _teacher_config(_json(args.settings)), str(Path(args.data_dir) / "train.safetensors"),
         str(Path(args.data_dir) / "dev.safetensors"), args.out_dir, args.threads, args.group_by_length,
-        args.checkpoint_minutes,
+        args.checkpoint_minutes, args.precision,
     )  # fmt: skip
     print(f"teacher {args.task}: dev {result['metric']} = {result['dev']:.4f} ({result['train_seconds']} s)")
 
@@ -70,7 +70,7 @@ def cmd_extract(args) -> None:
         StoreTarget(row["student"], row["student_layers"], parse_cell(row["cell"]), row["path"])
         for row in _json(args.stores)
     ]
-    manifest = extract(args.teacher_dir, args.train, targets, args.logits, args.manifest, args.threads)
+    manifest = extract(args.teacher_dir, args.train, targets, args.logits, args.manifest, args.threads, args.precision)
     print(f"extract: {manifest['teacher_forward_passes']} teacher batches, {len(targets)} stores")
 
 
@@ -91,7 +91,7 @@ def cmd_distill(args) -> None:
 def cmd_evaluate(args) -> None:
     from hskd.evaluate import evaluate_checkpoint
 
-    print(json.dumps(evaluate_checkpoint(args.model, args.task, args.split, args.threads), indent=2))
+    print(json.dumps(evaluate_checkpoint(args.model, args.task, args.split, args.threads, args.precision), indent=2))
 
 
 def _expected_runs(configfiles: list[str], results: str) -> list[str] | None:
@@ -141,6 +141,11 @@ def _add_checkpoint_minutes(parser: argparse.ArgumentParser) -> None:
                              "interruption continues from it (0 = never)")  # fmt: skip
 
 
+def _add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto = bf16 autocast on CUDA, fp32 on CPU; bf16 = bf16 autocast everywhere")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hskd", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=True)
     _add_checkpoint_minutes(p)
+    _add_precision(p)
     p.set_defaults(func=cmd_finetune_teacher)
 
     p = sub.add_parser("init-student", help="build a student (pretrained truncation or pruned teacher)")
@@ -190,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logits", required=True)
     p.add_argument("--manifest", required=True)
     p.add_argument("--threads", type=int, default=1)
+    _add_precision(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("distill", help="one student run: stage 1 (HSK) + stage 2 (predictions)")
@@ -205,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True)
     p.add_argument("--split", required=True, help="tokenized split file (results/{task}/data/dev.safetensors)")
     p.add_argument("--threads", type=int, default=1)
+    _add_precision(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("aggregate", help="runs.csv, per-dimension tables and minimum-HSK table")
@@ -226,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default="results")
     p.add_argument("--threads", type=int, default=2)
+    _add_precision(p)
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -13,6 +13,7 @@ from hskd import glue
 from hskd.models import OFFLINE_MODELS, resolve_model_name
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+PRECISIONS = ("auto", "fp32", "bf16")  # the schema's `precision` values (hskd.training.autocast_dtype)
 
 
 class ConfigError(ValueError):
@@ -115,6 +116,7 @@ class StudyConfig:
     kd_mode: str
     cache_budget_gb: float
     checkpoint_minutes: float
+    precision: str
     width_loss: str
     freeze_word_embeddings: bool
     data: DataConfig
@@ -153,6 +155,7 @@ def from_dict(config: dict[str, Any]) -> StudyConfig:
         kd_mode=config["kd_mode"],
         cache_budget_gb=float(config["cache_budget_gb"]),
         checkpoint_minutes=float(config["checkpoint_minutes"]),
+        precision=config["precision"],
         width_loss=config["width_loss"],
         freeze_word_embeddings=config["freeze_word_embeddings"],
         data=DataConfig(**config["data"]),

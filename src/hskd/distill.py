@@ -44,6 +44,7 @@ class RunSettings:
     group_by_length: bool
     threads: int
     kd_mode: str  # cached | online (depth=none runs have no HSK stage)
+    precision: str = "auto"  # hskd.training.PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
 
     With `checkpoint_minutes` > 0 the run's state is saved that often beside `out_path` (suffix
     `RESUME_SUFFIX`), and a rerun after an interruption continues from it (`hskd.resume`)."""
-    device = setup_runtime(settings.threads, settings.seed)
+    device = setup_runtime(settings.threads, settings.seed, settings.precision)
     cell = parse_cell(settings.cell)
     spec = glue.get_task(settings.task)
     train, heldout, dev = (TokenizedSplit.load(p) for p in (inputs.train, inputs.heldout, inputs.dev))
@@ -183,6 +184,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
         "freeze_word_embeddings": settings.freeze_word_embeddings,
         "threads": settings.threads,
         "device": device.type,
+        "precision": settings.precision,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "settings": {"stage1": asdict(settings.stage1), "stage2": asdict(settings.stage2)},
         "versions": package_versions(),

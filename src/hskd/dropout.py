@@ -71,7 +71,8 @@ def attention(
     scores = query @ key.transpose(-2, -1) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
     if attention_mask is not None:
         scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-    probabilities = cheap_dropout(scores.softmax(-1), dropout, training=True)
+    # softmax in fp32 under bf16 autocast, as transformers' eager attention does
+    probabilities = cheap_dropout(scores.softmax(-1, dtype=torch.float32).to(value.dtype), dropout, training=True)
     return (probabilities @ value).transpose(1, 2).contiguous(), None
 
 

@@ -12,8 +12,10 @@ from hskd.training import evaluate, setup_runtime
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def evaluate_checkpoint(model_dir: str, task: str, split_path: str, threads: int = 1) -> dict[str, float]:
-    device = setup_runtime(threads, seed=0)
+def evaluate_checkpoint(
+    model_dir: str, task: str, split_path: str, threads: int = 1, precision: str = "auto"
+) -> dict[str, float]:
+    device = setup_runtime(threads, seed=0, precision=precision)
     split = TokenizedSplit.load(split_path)
     if (Path(model_dir) / "hskd_student.json").exists():
         model = load_student(model_dir).to(device).eval()

@@ -79,9 +79,10 @@ def extract(
     logits_path: str,
     manifest_path: str,
     threads: int,
+    precision: str = "auto",
 ) -> dict:
     """Run the teacher once over the training split; stream every target's store and the logits."""
-    device = setup_runtime(threads, seed=0)
+    device = setup_runtime(threads, seed=0, precision=precision)
     attentions = any(target.cell.length.needs_attention for target in targets)
     model = load_teacher(teacher_dir, device, attentions=attentions)
     sep_token_id = load_tokenizer(teacher_dir).sep_token_id

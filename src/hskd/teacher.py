@@ -58,19 +58,20 @@ def finetune(
     threads: int,
     group_by_length: bool,
     checkpoint_minutes: float = 0,
+    precision: str = "auto",
 ) -> dict:
     """Fine-tune the teacher; save an HF checkpoint with tokenizer and metrics.json into `out_dir`.
 
     With `checkpoint_minutes` > 0 the training state is saved that often to `out_dir`/resume.pt, and a
     rerun after an interruption continues from it (`hskd.resume`)."""
-    device = setup_runtime(threads, teacher.seed)
+    device = setup_runtime(threads, teacher.seed, precision)
     spec = glue.get_task(task)
     tokenizer = models.load_tokenizer(teacher.model)
     model = use_cheap_dropout(initial_teacher(teacher, spec.num_labels, tokenizer.vocab_size)).to(device)
     train, dev = TokenizedSplit.load(train_path), TokenizedSplit.load(dev_path)
     optimisation = Optimisation(teacher.lr, teacher.weight_decay, "linear", teacher.warmup_ratio, teacher.batch_size)
     key = job_key(task=task, teacher=asdict(teacher), train=file_sha256(train_path), group_by_length=group_by_length,
-                  threads=threads, device=device.type)  # fmt: skip
+                  threads=threads, device=device.type, precision=precision)  # fmt: skip
     checkpoint = Checkpoint(Path(out_dir) / RESUME_FILE, key, checkpoint_minutes)
     model.train()
     log = fit(
@@ -95,6 +96,7 @@ def finetune(
         "config": {**teacher.__dict__, "random_init": teacher.random_init and teacher.random_init.__dict__},
         "threads": threads,
         "device": device.type,
+        "precision": precision,
         "versions": package_versions(),
     }
     write_json_atomic(result, Path(out_dir) / "metrics.json")

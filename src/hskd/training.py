@@ -17,12 +17,27 @@ from tqdm import tqdm
 from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from hskd import metrics
+from hskd.config import PRECISIONS
 from hskd.data import TokenizedSplit
 from hskd.resume import Checkpoint, rng_state, set_rng_state
 
+# The autocast dtype of this process (None = plain fp32), chosen once per job by `setup_runtime`.
+_autocast_dtype: torch.dtype | None = None
 
-def setup_runtime(threads: int, seed: int) -> torch.device:
-    """Seed every RNG, set CPU threads, pick CUDA when present (and pin GPU order)."""
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 for ``bf16``, and for ``auto`` on CUDA; None (plain fp32) for ``fp32`` and ``auto`` on CPU."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} (expected one of {', '.join(PRECISIONS)})")
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def setup_runtime(threads: int, seed: int, precision: str = "auto") -> torch.device:
+    """Seed every RNG, set CPU threads, pick CUDA when present (and pin GPU order), and set the precision
+    `autocast` uses from now on."""
+    global _autocast_dtype
     torch.set_num_threads(threads)
     random.seed(seed)
     np.random.seed(seed)
@@ -31,12 +46,14 @@ def setup_runtime(threads: int, seed: int) -> torch.device:
     # Deterministic mode also NaN-fills every new tensor (a debug aid against reading uninitialised memory);
     # that costs a tenth of a CPU training step, and no kernel here reads memory it did not write.
     torch.utils.deterministic.fill_uninitialized_memory = False
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    _autocast_dtype = autocast_dtype(precision, device)
+    return device
 
 
 def autocast(device: torch.device):
-    """bf16 autocast on CUDA; plain fp32 on CPU (bit-reproducible)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    """Mixed precision as `setup_runtime` chose it: bf16 autocast (fp32 weights), or plain fp32."""
+    return torch.autocast(device.type, dtype=_autocast_dtype) if _autocast_dtype is not None else nullcontext()
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -89,6 +89,7 @@ def run_settings(wildcards):
         "freeze_word_embeddings": STUDY.freeze_word_embeddings,
         "group_by_length": STUDY.data.group_by_length,
         "threads": STUDY.threads,
+        "precision": STUDY.precision,
         "kd_mode": "cached" if is_cached(STUDY, wildcards.task, wildcards.student, cell) else "online",
     })
 

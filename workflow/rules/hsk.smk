@@ -15,6 +15,7 @@ for _task in STUDY.tasks:
             manifest=paths.HSK_MANIFEST.format(results=R, task=_task),
         params:
             stores=as_json(_targets),
+            precision=STUDY.precision,
         threads: STUDY.threads
         resources:
             gpu=1 if STUDY.raw["gpu"] else 0,
@@ -25,4 +26,4 @@ for _task in STUDY.tasks:
         shell:
             "hskd extract --teacher-dir $(dirname {input.weights}) --train {input.train}"
             " --stores '{params.stores}' --logits {output.logits} --manifest {output.manifest}"
-            " --threads {threads} > {log} 2>&1"
+            " --threads {threads} --precision {params.precision} > {log} 2>&1"

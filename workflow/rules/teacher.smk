@@ -8,6 +8,7 @@ rule finetune_teacher:
         metrics=paths.TEACHER_METRICS.format(results=R, task="{task}"),
     params:
         checkpoint_minutes=STUDY.checkpoint_minutes,
+        precision=STUDY.precision,
         settings=as_json(STUDY.raw["teacher"]),
         group="--group-by-length" if STUDY.data.group_by_length else "--no-group-by-length",
         out_dir=lambda w, output: os.path.dirname(output.metrics),
@@ -21,4 +22,4 @@ rule finetune_teacher:
     shell:
         "hskd finetune-teacher --task {wildcards.task} --settings '{params.settings}'"
         " --data-dir $(dirname {input.train}) --out-dir {params.out_dir} --threads {threads} {params.group}"
-        " --checkpoint-minutes {params.checkpoint_minutes} > {log} 2>&1"
+        " --checkpoint-minutes {params.checkpoint_minutes} --precision {params.precision} > {log} 2>&1"
