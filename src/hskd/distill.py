@@ -44,7 +44,7 @@ class RunSettings:
     group_by_length: bool
     threads: int
     kd_mode: str  # cached | online (depth=none runs have no HSK stage)
-    precision: str = "auto"  # hskd.training.PRECISIONS
+    precision: str = "auto"  # hskd.config.PRECISIONS
 
 
 @dataclass(frozen=True)
