@@ -5,12 +5,14 @@ rule distill:
         paths.RUN_METRICS.format(results=R, task="{task}", student="{student}", depth="{depth}",
                                  length="{length}", width="{width}", lr="{lr}", seed="{seed}"),
     params:
-        checkpoint_minutes=STUDY.checkpoint_minutes,
         settings=run_settings,
         store=lambda w, input: input.get("store", ""),
     threads: STUDY.threads
     resources:
         gpu=1 if STUDY.raw["gpu"] else 0,
+        # a resource, not a param: how often a job saves its state does not change its result, so a new
+        # value must not rerun finished jobs (Snakemake reruns a job whose params change)
+        checkpoint_minutes=str(STUDY.checkpoint_minutes),
     conda:
         "../../envs/hskd.yaml"
     log:
@@ -19,4 +21,4 @@ rule distill:
         "hskd distill --settings '{params.settings}' --student-dir {input.student}"
         " --teacher-dir $(dirname {input.weights}) --train {input.train} --heldout {input.heldout}"
         " --dev {input.dev} --logits {input.logits} --store '{params.store}' --out {output}"
-        " --checkpoint-minutes {params.checkpoint_minutes} > {log} 2>&1"
+        " --checkpoint-minutes {resources.checkpoint_minutes} > {log} 2>&1"

@@ -7,7 +7,6 @@ rule finetune_teacher:
         config=paths.TEACHER_CONFIG.format(results=R, task="{task}"),
         metrics=paths.TEACHER_METRICS.format(results=R, task="{task}"),
     params:
-        checkpoint_minutes=STUDY.checkpoint_minutes,
         precision=STUDY.precision,
         settings=as_json(STUDY.raw["teacher"]),
         group="--group-by-length" if STUDY.data.group_by_length else "--no-group-by-length",
@@ -15,6 +14,9 @@ rule finetune_teacher:
     threads: STUDY.threads
     resources:
         gpu=1 if STUDY.raw["gpu"] else 0,
+        # a resource, not a param: how often a job saves its state does not change its result, so a new
+        # value must not rerun finished jobs (Snakemake reruns a job whose params change)
+        checkpoint_minutes=str(STUDY.checkpoint_minutes),
     conda:
         "../../envs/hskd.yaml"
     log:
@@ -22,4 +24,4 @@ rule finetune_teacher:
     shell:
         "hskd finetune-teacher --task {wildcards.task} --settings '{params.settings}'"
         " --data-dir $(dirname {input.train}) --out-dir {params.out_dir} --threads {threads} {params.group}"
-        " --checkpoint-minutes {params.checkpoint_minutes} --precision {params.precision} > {log} 2>&1"
+        " --checkpoint-minutes {resources.checkpoint_minutes} --precision {params.precision} > {log} 2>&1"
