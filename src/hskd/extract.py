@@ -109,6 +109,7 @@ def extract(
         "batches": -(-len(train) // EXTRACT_BATCH_SIZE),
         "teacher_passes_per_split": passes / -(-len(train) // EXTRACT_BATCH_SIZE),
         "seconds": round(time.perf_counter() - started, 2),
+        "precision": precision,
         "stores": [
             manifest_row(target, writer, len(train), hidden_size, train.max_seq_length)
             for target, writer in zip(targets, writers, strict=True)

@@ -1,4 +1,4 @@
-# Not part of `rule all`: `snakemake --cores 2 bench`.
+# Not part of `rule all`: `snakemake --cores 2 bench` (at the study's `precision`).
 rule bench:
     output:
         json=f"{R}/bench/speed.json",
@@ -7,10 +7,11 @@ rule bench:
         figure=expand(f"{R}/figures/speedup.{{ext}}", ext=["pdf", "png"]),
     params:
         results=lambda w, output: os.path.dirname(os.path.dirname(output.json)),
+        precision=STUDY.precision,
     threads: workflow.cores
     conda:
         "../../envs/hskd.yaml"
     log:
         "logs/bench.log",
     shell:
-        "hskd bench --out {params.results} --threads {threads} > {log} 2>&1"
+        "hskd bench --out {params.results} --threads {threads} --precision {params.precision} > {log} 2>&1"
