@@ -3,11 +3,12 @@
 A training job (teacher fine-tuning, a student run) saves its state every few minutes to a file beside its
 output: what its finished steps produced, and the training state of the stage in progress (weights,
 optimizer, schedule, random generators, step, losses). The file is never a declared Snakemake output, so
-Snakemake does not delete it when the job fails; rerunning the job (`snakemake --rerun-incomplete`, or the
-same `hskd` command) continues from it, and the job removes it once its output is written.
+Snakemake does not delete it when the job fails; rerunning the job (the next `snakemake` call, with
+`--rerun-incomplete` if Snakemake itself was killed, or the same `hskd` command) continues from it, and the
+job removes it once its output is written.
 
 A file is used only when its key (a hash of every setting and input fingerprint the job's result depends
-on) matches the job's; any other is ignored and overwritten.
+on) and its format version match the job's; any other is ignored and overwritten.
 """
 
 from __future__ import annotations
