@@ -263,7 +263,7 @@ def storage_row(
     extrapolate: dict[str, int],
 ) -> dict:  # fmt: skip
     """A store's bytes per example next to full fp32 HSK, the fp16 bytes of its kept values and the fewest
-    bytes any encoding could take."""
+    bytes any fixed-size record could take."""
     per_example = manifest["bytes_per_example"]
     fp16_kept = 2 * manifest["kept_values_per_example"]
     return {

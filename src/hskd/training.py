@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -100,11 +101,14 @@ class Optimisation:
     batch_size: int
 
 
+LOSS_TAIL = 50  # FitResult.loss: mean over the last steps
+
+
 @dataclass(frozen=True)
 class FitResult:
     steps: int
     seconds: float  # training time, without what `after_step` spent (evaluation)
-    loss: float  # mean loss over the last 50 steps
+    loss: float  # mean loss over the last LOSS_TAIL steps
 
 
 def fit(
@@ -132,17 +136,22 @@ def fit(
         model.parameters(), optimisation.lr, optimisation.weight_decay, optimisation.schedule,
         optimisation.warmup_ratio, total,
     )  # fmt: skip
-    done, seconds_before, losses = 0, 0.0, []
+    done, seconds_before, losses = 0, 0.0, deque(maxlen=LOSS_TAIL)
     saved = checkpoint.training(desc) if checkpoint is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         set_rng_state(saved["rng"])
-        done, seconds_before, losses = saved["step"], saved["seconds"], saved["losses"]
+        done, seconds_before = saved["step"], saved["seconds"]
+        losses.extend(saved["losses"])
         if carry is not None:
             carry.update(saved["carry"])
     started, outside = time.perf_counter(), 0.0
+
+    def training_seconds() -> float:  # across every attempt of this job, evaluation excluded
+        return seconds_before + time.perf_counter() - started - outside
+
     stream = itertools.islice(batch_stream(split, optimisation.batch_size, total, seed, group_by_length), done, None)
     progress = tqdm(stream, total=total, initial=done, desc=desc, mininterval=10)
     for step, index in enumerate(progress, start=done + 1):
@@ -159,12 +168,10 @@ def fit(
         if checkpoint is not None and step < total and checkpoint.due():
             checkpoint.save(desc, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": step, "losses": losses[-50:],
-                "seconds": seconds_before + time.perf_counter() - started - outside, "carry": carry or {},
+                "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": step, "losses": list(losses),
+                "seconds": training_seconds(), "carry": carry or {},
             })  # fmt: skip
-    seconds = seconds_before + time.perf_counter() - started - outside
-    tail = losses[-50:]
-    return FitResult(total, round(seconds, 2), sum(tail) / len(tail))
+    return FitResult(total, round(training_seconds(), 2), sum(losses) / len(losses))
 
 
 @torch.no_grad()
