@@ -60,3 +60,45 @@ def test_predictions_from_logits():
     assert predictions_from_logits("STS-B", torch.tensor([1.5])) == [1.5]
     with pytest.raises(ValueError, match=r"shape \(n, 1\)"):
         predictions_from_logits("STS-B", torch.zeros(2, 2))
+
+
+def test_trivial_baseline_predicts_the_training_majority():
+    from hskd.metrics import trivial_metrics, trivial_predictions
+
+    # train majority is 1; dev has one 1 in four
+    assert trivial_metrics("SST-2", [1, 1, 0], [1, 0, 0, 0]) == pytest.approx({"accuracy": 0.25})
+    assert trivial_predictions("SST-2", [0, 1], 3) == [0, 0, 0]  # a tie goes to the smallest class id
+    assert trivial_predictions("MNLI", [2, 2, 1, 0], 2) == [2, 2]
+
+
+def test_trivial_f1_with_the_positive_class_in_the_majority_and_in_the_minority():
+    from hskd.metrics import trivial_metrics
+
+    # always 1 on labels 1 1 0: TP=2 FP=1 FN=0 -> precision 2/3, recall 1, F1 = 0.8; accuracy 2/3
+    assert trivial_metrics("MRPC", [1, 1, 0], [1, 1, 0]) == pytest.approx({"accuracy": 2 / 3, "f1": 0.8})
+    # always 0: no true positives, F1 = 0; accuracy 1/3
+    assert trivial_metrics("MRPC", [0, 0, 1], [1, 1, 0]) == pytest.approx({"accuracy": 1 / 3, "f1": 0.0})
+
+
+def test_trivial_matthews_is_zero_and_a_constant_regression_has_no_correlation():
+    from hskd.metrics import trivial_metrics, trivial_predictions
+
+    assert trivial_metrics("CoLA", [1, 1, 0], [1, 0, 1, 0])["matthews_corrcoef"] == 0.0
+    assert trivial_metrics("STS-B", [1.0, 2.0, 4.5], [0.5, 3.0]) == {"pearson": 0.0, "spearman": 0.0}
+    assert trivial_predictions("STS-B", [1.0, 2.0, 4.5], 2) == [2.5, 2.5]
+
+
+@pytest.mark.parametrize(
+    ("distinct", "value", "trivial", "collapsed"),
+    [
+        (1, 0.90, 0.50, True),  # constant predictions, whatever the metric says
+        (2, 0.505, 0.50, True),  # within the tolerance (0.01) of the trivial baseline
+        (2, 0.45, 0.50, True),  # below it
+        (2, math.nan, 0.0, True),  # an undefined metric
+        (2, 0.52, 0.50, False),
+    ],
+)
+def test_collapse_flag(distinct, value, trivial, collapsed):
+    from hskd.metrics import is_collapsed
+
+    assert is_collapsed(distinct, value, trivial) is collapsed

@@ -47,6 +47,55 @@ def summary() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+REFERENCES = pd.DataFrame(
+    [{"task": "rte", "metric": "accuracy", "teacher": 0.85, "trivial": 0.50,
+      "trivial_rule": "always the majority training class"}]
+)  # fmt: skip
+
+
+def _curves(ax) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+    """(x, y) data of every line drawn in data coordinates (errorbar lines included)."""
+    return [(tuple(line.get_xdata()), tuple(line.get_ydata())) for line in ax.get_lines()
+            if line.get_transform() == ax.transData and len(line.get_xdata())]  # fmt: skip
+
+
+def _horizontal_lines(ax) -> set[float]:
+    """The y of every axhline (drawn across the axes, not in data coordinates)."""
+    return {line.get_ydata()[0] for line in ax.get_lines() if line.get_transform() != ax.transData}
+
+
+def test_width_figure_with_one_fraction_draws_it_on_a_readable_axis(summary: pd.DataFrame) -> None:
+    (ax, _) = plot_dimension(summary, "rte", "width").axes
+    assert ((0.1,), (0.76,)) in _curves(ax)
+    low, high = ax.get_xlim()
+    assert low == pytest.approx(0.05) and high == pytest.approx(0.2)
+
+
+def test_marginal_utility_draws_one_line_per_dimension_and_strategy(summary: pd.DataFrame) -> None:
+    (ax,) = plot_marginal_utility(summary, "rte").axes
+    joined = [line for line in ax.get_lines() if line.get_transform() == ax.transData and line.get_linestyle() == "-"]
+    multi_point = sorted(tuple(line.get_xdata()) for line in joined if len(line.get_xdata()) > 1)
+    # per student: depth top6 joins its two amounts; no line joins cells of different dimensions
+    assert multi_point == [(1 / 6, 2 / 6), (1 / 6, 2 / 6)]
+
+
+def test_teacher_line_and_trivial_baseline_off_the_axis(summary: pd.DataFrame) -> None:
+    (ax,) = plot_marginal_utility(summary, "rte", REFERENCES).axes
+    horizontal = _horizontal_lines(ax)
+    assert 0.85 in horizontal  # the teacher
+    assert 0.50 not in horizontal  # 0.5 is far below every run (0.72-0.82): written, not drawn
+    assert "trivial baseline 0.500 (off the axis)" in {t.get_text() for t in ax.texts}
+    low, high = ax.get_ylim()
+    assert low < 0.60 and high > 0.85
+
+
+def test_y_axis_never_magnifies_identical_values() -> None:
+    from hskd.plots import MIN_Y_SPAN, y_limits
+
+    low, high = y_limits([0.8, 0.8, 0.8])
+    assert high - low == pytest.approx(1.2 * MIN_Y_SPAN) and (low + high) / 2 == pytest.approx(0.8)
+
+
 def test_marginal_utility_axes(summary: pd.DataFrame) -> None:
     (ax,) = plot_marginal_utility(summary, "rte").axes
     assert ax.get_xlabel() == "HSK fraction (log scale)"
@@ -70,6 +119,8 @@ def test_dimension_axes(summary: pd.DataFrame, kind: str, xlabel: str, xscale: s
     assert all(ax.get_ylabel() == "dev accuracy" and ax.get_xscale() == xscale for ax in axes)
     labels = {t.get_text() for t in axes[0].get_legend().get_texts()}
     assert {"prediction-only (lr=5e-05)", "full HSK (lr=5e-05)"} <= labels
+    for ax in axes:  # the legend sits outside the data, right of the axes
+        assert ax.get_legend().get_bbox_to_anchor().x0 > ax.get_window_extent().x1
 
 
 def test_joint_axes(summary: pd.DataFrame) -> None:

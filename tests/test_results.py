@@ -21,6 +21,7 @@ from hskd.results import (
     minimum_hsk,
     select_lr,
     summarize,
+    welch_interval,
 )
 
 FULL = "depth=all-top6/length=all/width=all"
@@ -269,3 +270,57 @@ def test_aggregate_on_empty_results_writes_headers(tmp_path: Path) -> None:
     assert pd.read_csv(out / "width.csv").empty
     assert list(pd.read_csv(out / "minimum_hsk.csv").columns)[:3] == ["task", "student", "cell"]
     assert (out / "joint.md").read_text().startswith("|")
+
+
+def test_welch_interval_by_hand() -> None:
+    # a = 1, 2, 3 (mean 2, std 1), b = 0, 0 (std 0): se = sqrt(1/3), Welch df = 2, t(0.975, 2) = 4.302653
+    low, high = welch_interval(2.0, 1.0, 3, 0.0, 0.0, 2)
+    assert (low, high) == pytest.approx((2 - 4.302653 * math.sqrt(1 / 3), 2 + 4.302653 * math.sqrt(1 / 3)))
+    assert all(math.isnan(v) for v in welch_interval(2.0, 1.0, 3, 0.0, math.nan, 1))
+
+
+def test_no_gain_share_from_a_gain_that_is_not_there(tmp_path: Path) -> None:
+    # full HSK 0.80 +- 0.02 against prediction-only 0.79 +- 0.02: the gain's interval includes 0
+    write_cell(tmp_path, [0.77, 0.79, 0.81], depth="none")
+    write_cell(tmp_path, [0.78, 0.80, 0.82], depth="all-top6")
+    write_cell(tmp_path, [0.79, 0.80, 0.81], depth="top6-1", hsk_fraction=1 / 6)
+    out = tmp_path / "tables"
+    aggregate(tmp_path, out)
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["gain_share"].isna().all()
+    assert "rte/s4: no gain share: the HSK gain +0.0100 is not above 0" in (out / "depth.md").read_text()
+
+
+def test_collapsed_runs_are_marked_and_never_enough(tmp_path: Path) -> None:
+    write_cell(tmp_path, [0.59, 0.61], depth="none")
+    write_cell(tmp_path, [0.80, 0.81, 0.82], depth="all-top6")
+    # the smallest cell matches full HSK but one of its seeds collapsed: the next cell must be chosen
+    for seed, value in enumerate([0.80, 0.81, 0.82], start=1):
+        write_run(tmp_path, depth="top6-1", length="cls-1", hsk_fraction=0.001, seed=seed, dev_final=value,
+                  overrides={"collapsed": seed == 2})  # fmt: skip
+    write_cell(tmp_path, [0.80, 0.81, 0.82], depth="top6-1", hsk_fraction=1 / 6)
+    out = tmp_path / "tables"
+    aggregate(tmp_path, out)
+    summary = pd.read_csv(out / "summary.csv").set_index("cell")
+    assert summary.loc["depth=top6-1/length=cls-1/width=all", "n_collapsed"] == 1
+    assert pd.read_csv(out / "minimum_hsk.csv")["cell"].tolist() == ["depth=top6-1/length=all/width=all"]
+    assert "0.8100 ± 0.0100 (n=3, 1 collapsed)" in (out / "joint.md").read_text()
+    assert "**1 run(s) collapsed**" in (out / "depth.md").read_text()
+
+
+def test_tables_show_the_teacher_the_trivial_baseline_and_data_warnings(minimum_tree: Path) -> None:
+    teacher = {"metric": "accuracy", "dev": 0.9, "dev_trivial": 0.527,
+               "data": {"train": {"examples": 90, "truncated": 0, "available": 90, "requested": 500},
+                        "dev": {"examples": 40, "truncated": 10}}}  # fmt: skip
+    (minimum_tree / "rte" / "teacher").mkdir()
+    (minimum_tree / "rte" / "teacher" / "metrics.json").write_text(json.dumps(teacher))
+    out = minimum_tree / "tables"
+    aggregate(minimum_tree, out)
+    depth = pd.read_csv(out / "depth.csv")
+    assert depth["strategy"].tolist()[:2] == ["teacher", "trivial (always the majority training class)"]
+    assert depth["mean"].tolist()[:2] == [0.9, 0.527]
+    note = (out / "depth.md").read_text()
+    assert "asks for 500 training examples but only 90 remain" in note
+    assert "25.0% of dev examples (10 of 40) are longer than" in note
+    references = pd.read_csv(out / "references.csv")
+    assert references[["task", "teacher", "trivial"]].values.tolist() == [["rte", 0.9, 0.527]]

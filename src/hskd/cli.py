@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hskd.config import PRECISIONS, ConfigError, Shape, StageConfig, StudentConfig, TeacherConfig
 from hskd.glue import GlueFormatError
+from hskd.guards import WeakTeacherError, check_teacher_margin
 from hskd.store import StoreMismatchError
 
 
@@ -59,6 +60,7 @@ def cmd_init_student(args) -> None:
     settings = _json(args.settings)
     shape = settings.get("random_init")
     student = StudentConfig(**{**settings, "random_init": Shape(**shape) if shape else None})
+    check_teacher_margin(Path(args.teacher_dir) / "metrics.json", args.teacher_margin)
     init_student(args.task, student, args.teacher_dir, args.train, args.out_dir, args.seed, args.threads)
 
 
@@ -66,6 +68,7 @@ def cmd_extract(args) -> None:
     from hskd.compression import parse_cell
     from hskd.extract import StoreTarget, extract
 
+    check_teacher_margin(Path(args.teacher_dir) / "metrics.json", args.teacher_margin)
     targets = [
         StoreTarget(row["student"], row["student_layers"], parse_cell(row["cell"]), row["path"])
         for row in _json(args.stores)
@@ -125,7 +128,8 @@ def cmd_plot(args) -> None:
 
     from hskd.plots import plot_all
 
-    written = plot_all(pd.read_csv(args.summary), args.out, tasks=args.tasks or None)
+    references = pd.read_csv(args.references) if args.references else None
+    written = plot_all(pd.read_csv(args.summary), args.out, tasks=args.tasks or None, references=references)
     print(f"wrote {len(written)} figure files to {args.out}")
 
 
@@ -139,6 +143,16 @@ def _add_checkpoint_minutes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
                         help="save the training state this often beside the output, so that a rerun after an "
                              "interruption continues from it (0 = never)")  # fmt: skip
+
+
+def _teacher_margin(text: str) -> float | None:
+    return None if text.lower() in ("none", "null") else float(text)
+
+
+def _add_teacher_margin(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--teacher-margin", type=_teacher_margin, default=None,
+                        help="refuse a teacher whose dev metric is not this far above the trivial baseline "
+                             "(none = no check)")  # fmt: skip
 
 
 def _add_precision(parser: argparse.ArgumentParser) -> None:
@@ -187,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    _add_teacher_margin(p)
     p.set_defaults(func=cmd_init_student)
 
     p = sub.add_parser("extract", help="one teacher pass: every cached cell's HSK store + teacher logits")
@@ -197,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--threads", type=int, default=1)
     _add_precision(p)
+    _add_teacher_margin(p)
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("distill", help="one student run: stage 1 (HSK) + stage 2 (predictions)")
@@ -226,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="figures from results/tables/summary.csv")
     p.add_argument("--summary", default="results/tables/summary.csv")
+    p.add_argument("--references", default="", help="references.csv of `hskd aggregate`: teacher and trivial lines")
     p.add_argument("--out", default="results/figures")
     p.add_argument("--tasks", nargs="*", default=[], help="draw figures for these tasks even without runs")
     p.set_defaults(func=cmd_plot)
@@ -244,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     print("hskd", *(argv if argv is not None else sys.argv[1:]), file=sys.stderr, flush=True)
     try:
         args.func(args)
-    except (ConfigError, GlueFormatError, StoreMismatchError, FileNotFoundError) as err:
+    except (ConfigError, GlueFormatError, StoreMismatchError, WeakTeacherError, FileNotFoundError) as err:
         # bad input: one line naming the file or key; anything else is a bug and keeps its traceback
         sys.exit(f"hskd {args.command}: error: {err}")
 

@@ -117,6 +117,7 @@ class StudyConfig:
     cache_budget_gb: float
     checkpoint_minutes: float
     precision: str
+    teacher_margin: float | None
     width_loss: str
     freeze_word_embeddings: bool
     data: DataConfig
@@ -156,6 +157,7 @@ def from_dict(config: dict[str, Any]) -> StudyConfig:
         cache_budget_gb=float(config["cache_budget_gb"]),
         checkpoint_minutes=float(config["checkpoint_minutes"]),
         precision=config["precision"],
+        teacher_margin=config["teacher_margin"],
         width_loss=config["width_loss"],
         freeze_word_embeddings=config["freeze_word_embeddings"],
         data=DataConfig(**config["data"]),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from hskd import glue
@@ -25,6 +28,13 @@ def split_indices(num_train: int, heldout_size: int, train_subset: int | None, s
     rest = order[heldout_size:]
     train = rest[:train_subset] if train_subset else rest
     return heldout.sort().values, train.sort().values
+
+
+def untruncated_lengths(examples: glue.Examples, tokenizer) -> list[int]:
+    """Token count of every example before truncation (special tokens included)."""
+    encoded = tokenizer(examples.text_a, examples.text_b, truncation=False, return_attention_mask=False,
+                        return_token_type_ids=False, return_length=True, verbose=False)  # fmt: skip
+    return list(encoded["length"])
 
 
 def tokenize(examples: glue.Examples, tokenizer, max_seq_length: int, task: str) -> dict[str, torch.Tensor]:
@@ -72,9 +82,26 @@ def prepare_splits(
         "heldout": _select(train_all, heldout_index),
         "dev": glue.load_split(task, "dev", glue_dir),
     }
+    available = len(train_all) - heldout_size
+    if train_subset and train_subset > available:
+        print(f"warning: data.train_subset {train_subset} exceeds the {available} training examples left after "
+              f"the held-out slice of {task}: all {available} are used", file=sys.stderr)
     for split, examples in splits.items():
-        metadata = {"task": task, "split": split, "max_seq_length": str(max_seq_length)}
+        lengths = untruncated_lengths(examples, tokenizer)
+        facts = {"examples": len(examples.labels), "truncated": sum(n > max_seq_length for n in lengths)}
+        if split == "train":
+            facts |= {"available": available, "requested": train_subset or available}
+        if facts["truncated"]:
+            print(f"{task} {split}: {truncation_note(facts, max_seq_length)}", file=sys.stderr)
+        metadata = {"task": task, "split": split, "max_seq_length": str(max_seq_length), "facts": json.dumps(facts)}
         save_tensors_atomic(tokenize(examples, tokenizer, max_seq_length, task), out_paths[split], metadata)
+
+
+def truncation_note(facts: dict, max_seq_length: int) -> str:
+    """``12.5% of examples (51 of 408) are longer than 64 tokens and were truncated``."""
+    share = facts["truncated"] / facts["examples"]
+    return (f"{share:.1%} of examples ({facts['truncated']} of {facts['examples']}) are longer than "
+            f"{max_seq_length} tokens and were truncated")
 
 
 @dataclass
@@ -86,12 +113,15 @@ class TokenizedSplit:
     lengths: torch.Tensor
     labels: torch.Tensor
     path: str = ""
+    facts: dict = field(default_factory=dict)  # examples, truncated (and for train: available, requested)
 
     @classmethod
     def load(cls, path: str | Path) -> TokenizedSplit:
         tensors = load_file(str(path))
+        with safe_open(str(path), "pt") as handle:
+            facts = json.loads((handle.metadata() or {}).get("facts", "{}"))
         return cls(**{name: tensors[name] for name in ("input_ids", "token_type_ids", "lengths", "labels")},
-                   path=str(path))
+                   path=str(path), facts=facts)
 
     def __len__(self) -> int:
         return len(self.labels)

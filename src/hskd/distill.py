@@ -23,7 +23,7 @@ from hskd.resume import Checkpoint, job_key
 from hskd.store import HSKStore, dir_sha256, file_sha256, load_logits
 from hskd.students import Student, load_student
 from hskd.teacher import attention_implementation, load_teacher, teacher_fingerprint, teacher_pass
-from hskd.training import Optimisation, evaluate, fit, prediction_kd_loss, setup_runtime
+from hskd.training import Optimisation, collapse_report, evaluate, fit, predict, prediction_kd_loss, setup_runtime
 
 RESUME_SUFFIX = ".resume.pt"  # beside the run's metrics.json: metrics.resume.pt
 
@@ -165,6 +165,9 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
         result.update(checkpoint.once("stage1", stage1))
     result.update(_stage2(student, train, dev, teacher_logits, stage2_epochs, settings, device, checkpoint))
     result["heldout_final"] = _evaluate_student(student, heldout, settings.task, device)
+    student.eval()
+    dev_predictions = predict(lambda b: student(**_student_inputs(b)).logits, dev, settings.task, device)
+    result.update(collapse_report(dev_predictions, result["dev_final"], settings.task, train, dev))
     hidden_size = _teacher_hidden_size(inputs.teacher_dir)
     metrics = {
         "task": settings.task,

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from hskd.compression import Cell, HSKBatch, compress_batch, width_index
 from hskd.data import TokenizedSplit
 from hskd.grid import store_bytes_per_example
-from hskd.io import write_json_atomic
+from hskd.io import link_atomic, write_json_atomic
 from hskd.models import load_tokenizer
 from hskd.store import HSKStoreWriter, file_sha256, save_logits
 from hskd.teacher import TeacherPass, load_teacher, teacher_fingerprint, teacher_pass
@@ -32,6 +32,19 @@ class StoreTarget:
     student_layers: int
     cell: Cell
     path: str
+
+    @property
+    def content_key(self) -> tuple[str, int]:
+        """Stores with equal keys hold identical bytes: the cell and the student depth fix every tensor."""
+        return str(self.cell), self.student_layers
+
+
+def unique_targets(targets: list[StoreTarget]) -> dict[tuple[str, int], StoreTarget]:
+    """The first target of each content key: the one store written for every student that shares it."""
+    first: dict[tuple[str, int], StoreTarget] = {}
+    for target in targets:
+        first.setdefault(target.content_key, target)
+    return first
 
 
 def store_writer(target: StoreTarget, split: TokenizedSplit, hidden_size: int, teacher_sha: str, data_sha: str):
@@ -53,7 +66,7 @@ def store_writer(target: StoreTarget, split: TokenizedSplit, hidden_size: int, t
         kept_entries=max(1, round(cell.width.fraction * tokens * hidden_size)) if magnitude else None,
         teacher_sha256=teacher_sha,
         data_sha256=data_sha,
-        extra_metadata={"student": target.student, "width_seed": str(WIDTH_SEED)},
+        extra_metadata={"width_seed": str(WIDTH_SEED)},
     )
 
 
@@ -91,15 +104,23 @@ def extract(
     teacher_sha, data_sha = teacher_fingerprint(teacher_dir), file_sha256(train_path)
     logits = torch.empty(len(train), model.config.num_labels)
     started, passes = time.perf_counter(), 0
+    written = unique_targets(targets)
     with ExitStack() as stack:  # every store is renamed into place only if the whole pass succeeds
-        writers = [stack.enter_context(store_writer(t, train, hidden_size, teacher_sha, data_sha)) for t in targets]
+        writers = {
+            key: stack.enter_context(store_writer(target, train, hidden_size, teacher_sha, data_sha))
+            for key, target in written.items()
+        }
         for start in tqdm(range(0, len(train), EXTRACT_BATCH_SIZE), desc="extract", mininterval=10):
             index = torch.arange(start, min(start + EXTRACT_BATCH_SIZE, len(train)))
             result = teacher_pass(model, to_device(train.batch(index), device), train.max_seq_length, attentions)
             passes += 1
             logits[index] = result.logits.cpu()
-            for target, writer in zip(targets, writers, strict=True):
+            for key, writer in writers.items():
+                target = written[key]
                 writer.write(start, compress_pass(target.cell, result, sep_token_id, target.student_layers))
+    for target in targets:  # a student whose store equals another's gets a hard link to it, not a copy
+        if target.path != written[target.content_key].path:
+            link_atomic(written[target.content_key].path, target.path)
     metadata = {"teacher_sha256": teacher_sha, "data_sha256": data_sha, "split": "train"}
     save_logits(logits_path, logits, metadata)
     manifest = {
@@ -111,10 +132,15 @@ def extract(
         "seconds": round(time.perf_counter() - started, 2),
         "precision": precision,
         "stores": [
-            manifest_row(target, writer, len(train), hidden_size, train.max_seq_length)
-            for target, writer in zip(targets, writers, strict=True)
+            {
+                **manifest_row(target, writers[target.content_key], len(train), hidden_size, train.max_seq_length),
+                "same_file_as": None if target == written[target.content_key] else written[target.content_key].path,
+            }
+            for target in targets
         ],
     }
+    manifest["bytes_total"] = sum(row["bytes"] for row in manifest["stores"])
+    manifest["bytes_on_disk"] = sum(row["bytes"] for row in manifest["stores"] if row["same_file_as"] is None)
     write_json_atomic(manifest, manifest_path)
     return manifest
 

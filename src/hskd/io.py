@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,16 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def link_atomic(source: str | Path, path: str | Path) -> None:
+    """Make `path` a hard link to `source` (a copy where the file system has no hard links), atomically."""
+    with atomic_output(path) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
 
 
 def write_json_atomic(data: dict, path: str | Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
@@ -11,6 +12,8 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from hskd.glue import get_task
 
 _F1_TASKS = ("MRPC", "QQP")
+# A run within this many metric units of (or below) the trivial baseline has learned nothing usable.
+COLLAPSE_TOLERANCE = 0.01
 
 
 def primary_metric(task: str) -> str:
@@ -54,3 +57,37 @@ def predictions_from_logits(task: str, logits: torch.Tensor) -> list[int] | list
             raise ValueError(f"regression logits must have shape (n, 1) or (n,), got {tuple(logits.shape)}")
         return logits.float().tolist()
     return logits.argmax(dim=-1).tolist()
+
+
+def trivial_predictions(task: str, train_labels: Sequence[int] | Sequence[float], count: int) -> list:
+    """What a model that ignores its input predicts for `count` examples: the most frequent training class
+    (ties: the smallest class id), or for regression the training mean."""
+    if len(train_labels) == 0:
+        raise ValueError("cannot derive a trivial baseline from no training labels")
+    if get_task(task).is_regression:
+        return [float(sum(train_labels) / len(train_labels))] * count
+    counts = Counter(int(label) for label in train_labels)
+    majority = min(counts, key=lambda label: (-counts[label], label))
+    return [majority] * count
+
+
+def trivial_metrics(
+    task: str, train_labels: Sequence[int] | Sequence[float], eval_labels: Sequence[int] | Sequence[float]
+) -> dict[str, float]:
+    """GLUE metrics of `trivial_predictions` on `eval_labels`. A constant has no correlation with anything:
+    for regression Pearson and Spearman are reported as 0 (scipy's value is undefined, NaN)."""
+    spec = get_task(task)
+    if spec.is_regression:
+        return {"pearson": 0.0, "spearman": 0.0}
+    return compute_metrics(task, trivial_predictions(task, train_labels, len(eval_labels)), eval_labels)
+
+
+def distinct_predictions(predictions: Sequence[int] | Sequence[float]) -> int:
+    """How many different values a model predicted (1 = constant predictions)."""
+    return len(set(predictions))
+
+
+def is_collapsed(distinct: int, value: float, trivial_value: float, tolerance: float = COLLAPSE_TOLERANCE) -> bool:
+    """A run collapsed when its predictions are constant or its metric is not above the trivial baseline by
+    more than `tolerance` (NaN metrics, e.g. Pearson of constant predictions, count as collapsed)."""
+    return distinct <= 1 or not value > trivial_value + tolerance

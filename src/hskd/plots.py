@@ -23,7 +23,10 @@ from hskd.io import atomic_output
 from hskd.results import COMPRESSED_KINDS, baselines
 
 COLUMN_WIDTH_IN = 3.4
+FIGURE_WIDTH_IN = 5.0  # one column of plot plus a legend beside it, outside the data
 PANEL_HEIGHT_IN = 2.4
+MIN_Y_SPAN = 0.02  # metric units: a y-axis never magnifies differences smaller than this into the full height
+LOG_X_MARGIN = 2.0  # log x-axes span [smallest / 2, largest * 2], so a single amount still gets a readable axis
 STYLE = {
     "font.size": 7,
     "axes.titlesize": 7,
@@ -40,6 +43,8 @@ AMOUNT_LABELS = {"depth": "layers kept", "length": "tokens kept", "width": "widt
 FRACTION_LABEL = "HSK fraction (log scale)"
 NONE_STYLE = {"linestyle": ":", "linewidth": 1.0}
 FULL_STYLE = {"marker": "*", "markersize": 8, "linestyle": "none"}
+TEACHER_STYLE = {"color": "0.0", "linestyle": "-", "linewidth": 0.8}
+TRIVIAL_STYLE = {"color": "0.55", "linestyle": "-.", "linewidth": 0.8}
 
 
 def _styled(plot: Callable[..., Figure]) -> Callable[..., Figure]:
@@ -54,9 +59,76 @@ def _styled(plot: Callable[..., Figure]) -> Callable[..., Figure]:
 
 
 def _new_figure(n_panels: int = 1) -> tuple[Figure, list[Axes]]:
-    fig = Figure(figsize=(COLUMN_WIDTH_IN, PANEL_HEIGHT_IN * n_panels), layout="constrained")
+    fig = Figure(figsize=(FIGURE_WIDTH_IN, PANEL_HEIGHT_IN * n_panels), layout="constrained")
     FigureCanvasAgg(fig)
     return fig, list(fig.subplots(n_panels, 1, squeeze=False)[:, 0])
+
+
+def log_x_limits(xs: Iterable[float]) -> tuple[float, float] | None:
+    """[min / LOG_X_MARGIN, max * LOG_X_MARGIN] of the positive finite `xs` (None if there are none)."""
+    values = [x for x in xs if pd.notna(x) and x > 0]
+    if not values:
+        return None
+    return min(values) / LOG_X_MARGIN, max(values) * LOG_X_MARGIN
+
+
+def y_limits(values: Iterable[float], min_span: float = MIN_Y_SPAN) -> tuple[float, float] | None:
+    """Limits around the finite `values`, at least `min_span` tall, with a 10% margin each side."""
+    finite = [v for v in values if pd.notna(v)]
+    if not finite:
+        return None
+    low, high = min(finite), max(finite)
+    centre, span = (low + high) / 2, max(high - low, min_span)
+    return centre - 0.6 * span, centre + 0.6 * span
+
+
+def _reference(references: pd.DataFrame | None, task: str) -> pd.Series | None:
+    if references is None:
+        return None
+    rows = references[references["task"] == task]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _finish_axes(ax: Axes, xs: Iterable[float], ys: Iterable[float], ref: pd.Series | None, log_x: bool) -> None:
+    """Axis limits that show every point (and the teacher), then the teacher and trivial-baseline lines;
+    a trivial baseline far below the data is written at the bottom edge instead of squashing the axis."""
+    if log_x and (limits := log_x_limits(xs)):
+        ax.set_xlim(*limits)
+    ys = list(ys)
+    if ref is not None:
+        ys.append(ref["teacher"])
+    if limits := y_limits(ys):
+        ax.set_ylim(*limits)
+    if ref is None:
+        return
+    ax.axhline(ref["teacher"], **TEACHER_STYLE)
+    low, high = ax.get_ylim()
+    trivial = ref["trivial"]
+    if pd.isna(trivial):
+        return
+    if low <= trivial <= high:
+        ax.axhline(trivial, **TRIVIAL_STYLE)
+    else:
+        ax.text(0.01, 0.01, f"trivial baseline {trivial:.3f} (off the axis)", transform=ax.transAxes,
+                ha="left", va="bottom", color=TRIVIAL_STYLE["color"], fontsize=5)  # fmt: skip
+
+
+def _reference_handles(ref: pd.Series | None) -> list[Line2D]:
+    if ref is None:
+        return []
+    return [
+        Line2D([], [], label="teacher", **TEACHER_STYLE),
+        Line2D([], [], label=f"trivial ({ref['trivial_rule']})", **TRIVIAL_STYLE),
+    ]
+
+
+def _outside_legend(ax: Axes, **kwargs) -> None:
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
+
+
+def _plotted_values(rows: pd.DataFrame) -> list[float]:
+    std = rows["std"].fillna(0.0)
+    return [*(rows["mean"] - std), *(rows["mean"] + std)]
 
 
 def _no_runs(ax: Axes) -> None:
@@ -98,8 +170,9 @@ def _baseline_handles(with_star: bool = True) -> list[Line2D]:
 
 
 @_styled
-def plot_marginal_utility(summary: pd.DataFrame, task: str) -> Figure:
-    """Metric vs HSK fraction over all compressed cells, one colour per student, baselines marked."""
+def plot_marginal_utility(summary: pd.DataFrame, task: str, references: pd.DataFrame | None = None) -> Figure:
+    """Metric vs HSK fraction: per student (colour) one line per dimension and strategy (marker = dimension;
+    joint cells as points), full HSK as a star at 1, prediction-only, teacher and trivial baseline as lines."""
     data = summary[summary["task"] == task]
     fig, (ax,) = _new_figure()
     ax.set_xscale("log")
@@ -113,22 +186,27 @@ def plot_marginal_utility(summary: pd.DataFrame, task: str) -> Figure:
     base = baselines(data).set_index("student")
     compressed = data[data["kind"].isin(COMPRESSED_KINDS) & (data["hsk_fraction"] > 0)]
     for student, colour in colours.items():
-        rows = compressed[compressed["student"] == student].sort_values("hsk_fraction")
-        ax.plot(rows["hsk_fraction"], rows["mean"], color=colour, alpha=0.4)
-        for kind, marker in KIND_MARKERS.items():
-            _errorbar(ax, rows[rows["kind"] == kind], "hsk_fraction", color=colour, fmt=marker)
+        mine = compressed[compressed["student"] == student]
+        for (kind, _), rows in mine.groupby(["kind", "strategy"]):
+            style = "none" if kind == "joint" else "-"
+            _errorbar(ax, rows.sort_values("hsk_fraction"), "hsk_fraction", color=colour,
+                      marker=KIND_MARKERS[kind], linestyle=style)  # fmt: skip
         _draw_baselines(ax, base.loc[student], colour, with_star=True)
+    ref = _reference(references, task)
+    full_and_none = [*base["full_mean"], *base["none_mean"]]
+    _finish_axes(ax, [*compressed["hsk_fraction"], 1.0], [*_plotted_values(compressed), *full_and_none], ref,
+                 log_x=True)  # fmt: skip
     kinds_seen = [kind for kind in KIND_MARKERS if (compressed["kind"] == kind).any()]
     handles = [Line2D([], [], color=c, marker="o", label=s) for s, c in colours.items()]
     handles += [
         Line2D([], [], color="0.3", marker=KIND_MARKERS[k], linestyle="none", label=k) for k in kinds_seen
     ]
-    ax.legend(handles=handles + _baseline_handles(), loc="best", ncols=2)
+    _outside_legend(ax, handles=handles + _baseline_handles() + _reference_handles(ref))
     return fig
 
 
 @_styled
-def plot_dimension(summary: pd.DataFrame, task: str, kind: str) -> Figure:
+def plot_dimension(summary: pd.DataFrame, task: str, kind: str, references: pd.DataFrame | None = None) -> Figure:
     """Strategies of one dimension as the kept amount varies; one panel per student, baselines as lines."""
     data = summary[summary["task"] == task]
     rows = data[data["kind"] == kind]
@@ -148,9 +226,12 @@ def plot_dimension(summary: pd.DataFrame, task: str, kind: str) -> Figure:
     strategies = sorted(rows["strategy"].unique())
     palette = dict(zip(strategies, sns.color_palette("colorblind", len(strategies)), strict=True))
     base = baselines(data).set_index("student")
+    ref = _reference(references, task)
     for ax, student in zip(axes, students, strict=True):
         ax.set_title(f"{task}: {kind}, {student}")
         mine = rows[rows["student"] == student]
+        if kind == "width" and (limits := log_x_limits(mine["amount"])):
+            ax.set_xlim(*limits)  # before drawing: a single fraction would give a singular log axis
         for strategy, group in mine.groupby("strategy"):
             _errorbar(
                 ax, group.sort_values("amount"), "amount", color=palette[strategy], fmt="-o", label=strategy
@@ -162,12 +243,15 @@ def plot_dimension(summary: pd.DataFrame, task: str, kind: str) -> Figure:
             )
         if pd.notna(b["full_mean"]):
             ax.axhline(b["full_mean"], color="0.0", linestyle="--", label=f"full HSK (lr={b['full_lr']:g})")
-        ax.legend(loc="best")
+        _finish_axes(ax, mine["amount"], [*_plotted_values(mine), b["none_mean"], b["full_mean"]], ref,
+                     log_x=kind == "width")  # fmt: skip
+        handles, _ = ax.get_legend_handles_labels()
+        _outside_legend(ax, handles=handles + _reference_handles(ref))
     return fig
 
 
 @_styled
-def plot_joint(summary: pd.DataFrame, task: str) -> Figure:
+def plot_joint(summary: pd.DataFrame, task: str, references: pd.DataFrame | None = None) -> Figure:
     """Every joint configuration at its HSK fraction, labelled, with the baselines marked."""
     data = summary[summary["task"] == task]
     rows = data[(data["kind"] == "joint") & (data["hsk_fraction"] > 0)]
@@ -187,11 +271,14 @@ def plot_joint(summary: pd.DataFrame, task: str) -> Figure:
         for x, y, label in zip(mine["hsk_fraction"], mine["mean"], mine["strategy"], strict=True):
             ax.annotate(label, (x, y), xytext=(2, 2), textcoords="offset points", fontsize=4.5)
         _draw_baselines(ax, base.loc[student], colour, with_star=True)
+    ref = _reference(references, task)
+    _finish_axes(ax, [*rows["hsk_fraction"], 1.0], [*_plotted_values(rows), *base["full_mean"], *base["none_mean"]],
+                 ref, log_x=True)  # fmt: skip
     handles = [
         Line2D([], [], color=c, marker=KIND_MARKERS["joint"], linestyle="none", label=s)
         for s, c in colours.items()
     ]
-    ax.legend(handles=handles + _baseline_handles(), loc="best")
+    _outside_legend(ax, handles=handles + _baseline_handles() + _reference_handles(ref))
     return fig
 
 
@@ -204,15 +291,19 @@ def save_figure(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
     return paths
 
 
-def plot_all(summary: pd.DataFrame, out_dir: str | Path, tasks: Iterable[str] | None = None) -> list[Path]:
-    """All figures for every task in `summary` (or in `tasks`, so missing tasks still get "no runs" files)."""
+def plot_all(
+    summary: pd.DataFrame, out_dir: str | Path, tasks: Iterable[str] | None = None,
+    references: pd.DataFrame | None = None,
+) -> list[Path]:  # fmt: skip
+    """All figures for every task in `summary` (or in `tasks`, so missing tasks still get "no runs" files);
+    `references` (``references.csv``) adds the teacher and trivial-baseline lines."""
     written = []
     for task in sorted(set(summary["task"]) if tasks is None else set(tasks)):
-        figures = {f"marginal_utility_{task}": plot_marginal_utility(summary, task)}
+        figures = {f"marginal_utility_{task}": plot_marginal_utility(summary, task, references)}
         figures |= {
-            f"{kind}_{task}": plot_dimension(summary, task, kind) for kind in ("depth", "length", "width")
+            f"{kind}_{task}": plot_dimension(summary, task, kind, references) for kind in ("depth", "length", "width")
         }
-        figures[f"joint_{task}"] = plot_joint(summary, task)
+        figures[f"joint_{task}"] = plot_joint(summary, task, references)
         for stem, fig in figures.items():
             written += save_figure(fig, out_dir, stem)
     return written

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from hskd.io import atomic_output
+from hskd.metrics import COLLAPSE_TOLERANCE
 
 CELL_FIELDS = ("task", "student", "depth", "length", "width", "lr", "seed")
 PATH_SEGMENTS = ("depth", "length", "width", "lr", "seed")
@@ -32,12 +33,17 @@ JOINT_SUFFIX = {"depth": "l", "length": "t", "width": "h"}
 SUMMARY_COLUMNS = [
     "task", "student", "kind", "strategy", "amount", "cell", "lr", "n_seeds", "mean", "std",
     "hsk_fraction", "hsk_bytes_per_example", "metric", "lrs_tried", "selection_score",
-    "select_on", "value_column", "gain_share",
+    "select_on", "value_column", "n_collapsed", "gain_share",
 ]  # fmt: skip
 TABLE_COLUMNS = [
-    "task", "student", "strategy", "amount", "cell", "lr", "n_seeds", "mean", "std", "hsk_fraction",
-    "gain_share",
+    "task", "student", "strategy", "amount", "cell", "lr", "n_seeds", "n_collapsed", "mean", "std",
+    "hsk_fraction", "gain_share",
 ]  # fmt: skip
+REFERENCE_COLUMNS = [
+    "task", "metric", "teacher", "trivial", "trivial_rule", "train_examples", "train_requested",
+    "train_available", "train_truncated", "dev_examples", "dev_truncated",
+]  # fmt: skip
+GAIN_LEVEL = 0.95
 MINIMUM_COLUMNS = [
     "task", "student", "cell", "hsk_fraction", "mean", "std", "n", "full_mean", "full_std", "none_mean",
     "p_value", "test", "gain_share",
@@ -117,6 +123,46 @@ def collect_runs(results_dir: str | Path) -> pd.DataFrame:
     # nested fields become columns: versions.torch -> versions_torch, settings.stage1.lr -> settings_stage1_lr
     runs = pd.json_normalize(records, sep="_")
     return runs.astype({"lr": float, "seed": int})
+
+
+def trivial_rule(metric: str) -> str:
+    return "always the training mean" if metric in ("pearson", "spearman") else "always the majority training class"
+
+
+def read_references(results_dir: str | Path, tasks: Iterable[str]) -> pd.DataFrame:
+    """Per task: the teacher's dev metric, the trivial baseline's and the data facts, from the teacher's
+    metrics.json (tasks without one are left out)."""
+    rows = []
+    for task in sorted(set(tasks)):
+        path = Path(results_dir) / task / "teacher" / "metrics.json"
+        if not path.is_file():
+            continue
+        teacher = json.loads(path.read_text(encoding="utf-8"))
+        data = teacher.get("data", {})
+        train, dev = data.get("train", {}), data.get("dev", {})
+        rows.append({
+            "task": task, "metric": teacher["metric"], "teacher": teacher["dev"],
+            "trivial": teacher.get("dev_trivial", math.nan), "trivial_rule": trivial_rule(teacher["metric"]),
+            "train_examples": train.get("examples"), "train_requested": train.get("requested"),
+            "train_available": train.get("available"), "train_truncated": train.get("truncated"),
+            "dev_examples": dev.get("examples"), "dev_truncated": dev.get("truncated"),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
+
+
+def data_warnings(references: pd.DataFrame) -> list[str]:
+    """One sentence per data fact a reader must know: a training subset larger than the data, truncation."""
+    notes = []
+    for ref in references.itertuples():
+        if pd.notna(ref.train_requested) and ref.train_requested > ref.train_available:
+            notes.append(f"{ref.task}: data.train_subset asks for {int(ref.train_requested)} training examples "
+                         f"but only {int(ref.train_available)} remain after the held-out slice; all are used.")
+        for split in ("train", "dev"):
+            truncated, examples = getattr(ref, f"{split}_truncated"), getattr(ref, f"{split}_examples")
+            if pd.notna(truncated) and truncated > 0:
+                notes.append(f"{ref.task}: {truncated / examples:.1%} of {split} examples ({int(truncated)} of "
+                             f"{int(examples)}) are longer than data.max_seq_length and were truncated.")
+    return notes
 
 
 # ---------------------------------------------------------------------------- cells
@@ -231,24 +277,73 @@ def baselines(summary: pd.DataFrame) -> pd.DataFrame:
     then the first by cell name.
     """
     picked = summary[["task", "student"]].drop_duplicates().set_index(["task", "student"])
+    if "n_collapsed" not in summary:  # a summary.csv written before collapses were counted
+        summary = summary.assign(n_collapsed=0)
     for kind in ("none", "full"):
         rows = summary[summary["kind"] == kind].sort_values(
             ["task", "student", "n_seeds", "cell"], ascending=[True, True, False, True]
         )
         rows = rows.drop_duplicates(["task", "student"]).set_index(["task", "student"])
-        picked = picked.join(rows[["cell", "lr", "mean", "std", "n_seeds"]].add_prefix(f"{kind}_"))
+        picked = picked.join(rows[["cell", "lr", "mean", "std", "n_seeds", "n_collapsed"]].add_prefix(f"{kind}_"))
     return picked.reset_index()
 
 
+def welch_interval(
+    mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float, n_b: int, level: float = GAIN_LEVEL
+) -> tuple[float, float]:
+    """Two-sided `level` t interval of mean_a - mean_b with Welch-Satterthwaite degrees of freedom;
+    (NaN, NaN) when either side has fewer than two values."""
+    if not (n_a >= 2 and n_b >= 2):
+        return math.nan, math.nan
+    var_a, var_b = std_a**2 / n_a, std_b**2 / n_b
+    diff, error = mean_a - mean_b, math.sqrt(var_a + var_b)
+    if error == 0:
+        return diff, diff
+    dof = (var_a + var_b) ** 2 / (var_a**2 / (n_a - 1) + var_b**2 / (n_b - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, dof)) * error
+    return diff - half, diff + half
+
+
+def hsk_gains(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, student): the tuned full-HSK gain over prediction-only, its Welch 95% interval, and why
+    no share of it is reported (empty when the gain is positive beyond its interval)."""
+    rows = []
+    for base in baselines(summary).itertuples():
+        low, high = welch_interval(base.full_mean, base.full_std, base.full_n_seeds,
+                                   base.none_mean, base.none_std, base.none_n_seeds)  # fmt: skip
+        gain = base.full_mean - base.none_mean
+        if pd.isna(gain):
+            reason = "no prediction-only or no full-HSK baseline"
+        elif base.none_n_collapsed or base.full_n_collapsed:
+            reason = "a baseline run collapsed onto the trivial baseline"
+        elif pd.isna(low):
+            reason = "a baseline has fewer than 2 seeds, so the gain has no interval"
+        elif low <= 0:
+            reason = f"the HSK gain {gain:+.4f} is not above 0 beyond its 95% interval [{low:+.4f}, {high:+.4f}]"
+        else:
+            reason = ""
+        rows.append({"task": base.task, "student": base.student, "gain": gain, "gain_low": low,
+                     "gain_high": high, "no_share_reason": reason})  # fmt: skip
+    return pd.DataFrame(rows, columns=["task", "student", "gain", "gain_low", "gain_high", "no_share_reason"])
+
+
 def add_gain_share(summary: pd.DataFrame) -> pd.DataFrame:
-    """``gain_share`` = (mean - none_mean) / (full_mean - none_mean), tuned baselines; NaN if undefined."""
-    base = baselines(summary)[["task", "student", "none_mean", "full_mean"]]
-    merged = summary.drop(columns=["gain_share"], errors="ignore").merge(
-        base, on=["task", "student"], how="left"
-    )
-    gap = merged["full_mean"] - merged["none_mean"]
-    merged["gain_share"] = (merged["mean"] - merged["none_mean"]) / gap.where(gap != 0)
-    return merged.drop(columns=["none_mean", "full_mean"])
+    """``gain_share`` = (mean - none_mean) / (full_mean - none_mean), tuned baselines; NaN where the gain
+    is not shown to be positive (`hsk_gains` says why)."""
+    base = baselines(summary)[["task", "student", "none_mean"]]
+    gains = hsk_gains(summary)
+    merged = summary.drop(columns=["gain_share"], errors="ignore").merge(base, on=["task", "student"], how="left")
+    merged = merged.merge(gains, on=["task", "student"], how="left")
+    shown = merged["no_share_reason"] == ""
+    merged["gain_share"] = ((merged["mean"] - merged["none_mean"]) / merged["gain"]).where(shown)
+    return merged.drop(columns=["none_mean", *gains.columns.drop(["task", "student"])])
+
+
+def collapsed_flags(runs: pd.DataFrame) -> pd.Series:
+    """Each run's `collapsed` flag (False for metrics.json files written before it was recorded)."""
+    if "collapsed" not in runs:
+        return pd.Series(False, index=runs.index)
+    return runs["collapsed"].astype("boolean").fillna(False).astype(bool)
 
 
 def summarize(
@@ -259,7 +354,7 @@ def summarize(
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     runs = add_cell_columns(runs)
     chosen = select_lr(runs, select_on)
-    at_lr = runs.merge(chosen[[*KEY, "lr"]], on=[*KEY, "lr"])
+    at_lr = runs.merge(chosen[[*KEY, "lr"]], on=[*KEY, "lr"]).assign(collapsed=collapsed_flags)
     summary = at_lr.groupby(KEY, as_index=False).agg(
         kind=("kind", "first"),
         strategy=("strategy", "first"),
@@ -270,6 +365,7 @@ def summarize(
         hsk_fraction=("hsk_fraction", "first"),
         hsk_bytes_per_example=("hsk_bytes_per_example", "first"),
         metric=("metric", "first"),
+        n_collapsed=("collapsed", "sum"),
     )
     summary = summary.merge(chosen, on=KEY)
     summary["value_column"] = value_column
@@ -279,8 +375,20 @@ def summarize(
 # ---------------------------------------------------------------------------- tables
 
 
-def dimension_table(summary: pd.DataFrame, kind: str) -> pd.DataFrame:
-    """Cells of one kind next to their task x student's tuned prediction-only and full-HSK rows."""
+def reference_rows(references: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The teacher and the trivial baseline as table rows, repeated for each (task, student) in `pairs`."""
+    rows = []
+    for pair in pairs.itertuples():
+        for ref in references[references["task"] == pair.task].itertuples():
+            for strategy, value in (("teacher", ref.teacher), (f"trivial ({ref.trivial_rule})", ref.trivial)):
+                rows.append({"task": pair.task, "student": pair.student, "strategy": strategy, "mean": value,
+                             "kind": "reference", "lr": math.nan, "n_seeds": 1, "n_collapsed": 0})  # fmt: skip
+    return pd.DataFrame(rows, columns=[*TABLE_COLUMNS, "kind"])
+
+
+def dimension_table(summary: pd.DataFrame, kind: str, references: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Cells of one kind next to their task x student's teacher, trivial baseline and tuned
+    prediction-only and full-HSK rows."""
     rows = summary[summary["kind"] == kind]
     pairs = rows[["task", "student"]].drop_duplicates()
     base = baselines(summary).merge(pairs, on=["task", "student"])
@@ -292,18 +400,21 @@ def dimension_table(summary: pd.DataFrame, kind: str) -> pd.DataFrame:
     base_rows = base_rows.assign(
         strategy=[f"{labels[k]} (lr={lr})" for k, lr in zip(base_rows["kind"], base_rows["lr"], strict=True)]
     )
-    table = pd.concat([base_rows, rows], ignore_index=True) if len(base_rows) else rows
-    order = table["kind"].map({"none": 0, "full": 1}).fillna(2)
+    refs = reference_rows(references if references is not None else pd.DataFrame(columns=REFERENCE_COLUMNS), pairs)
+    parts = [part for part in (refs, base_rows, rows) if len(part)]
+    table = pd.concat(parts, ignore_index=True) if parts else rows
+    order = table["kind"].map({"reference": -1, "none": 0, "full": 1}).fillna(2)
     table = table.assign(_order=order).sort_values(["task", "student", "_order", "strategy", "amount"])
     return table[TABLE_COLUMNS].reset_index(drop=True)
 
 
-def format_mean_std(mean: float, std: float, n: int) -> str:
-    """``0.8123 ± 0.0040 (n=3)``; the std is omitted for a single seed."""
+def format_mean_std(mean: float, std: float, n: int, collapsed: int = 0) -> str:
+    """``0.8123 ± 0.0040 (n=3)``, ``(n=3, 2 collapsed)`` when runs collapsed; no std for a single seed."""
     if pd.isna(mean):
         return ""
     spread = "" if pd.isna(std) else f" ± {std:.4f}"
-    return f"{mean:.4f}{spread} (n={int(n)})"
+    flag = f", {int(collapsed)} collapsed" if collapsed else ""
+    return f"{mean:.4f}{spread} (n={int(n)}{flag})"
 
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -314,12 +425,12 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
             "student": table["student"],
             "strategy": table["strategy"],
             "amount": [f"{a:g}" if pd.notna(a) else "" for a in table["amount"]],
-            "lr": [f"{lr:g}" for lr in table["lr"]],
+            "lr": [f"{lr:g}" if pd.notna(lr) else "" for lr in table["lr"]],
             "mean ± std (n)": [
-                format_mean_std(m, s, n)
-                for m, s, n in zip(table["mean"], table["std"], table["n_seeds"], strict=True)
+                format_mean_std(m, s, n, c)
+                for m, s, n, c in zip(table["mean"], table["std"], table["n_seeds"], table["n_collapsed"], strict=True)
             ],
-            "HSK fraction": [f"{f:.3g}" for f in table["hsk_fraction"]],
+            "HSK fraction": [f"{f:.3g}" if pd.notna(f) else "" for f in table["hsk_fraction"]],
             "gain share": [f"{g:.2f}" if pd.notna(g) else "" for g in table["gain_share"]],
         }
     )
@@ -331,17 +442,34 @@ def _note(summary: pd.DataFrame) -> str:
     return f"Mean ± sample std over seeds of `{value_column}`; {SELECTION_NOTES[select_on]}."
 
 
-def write_tables(summary: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+def table_notes(summary: pd.DataFrame, references: pd.DataFrame | None = None) -> str:
+    """The sentences under every table: statistic and selection, collapsed runs, gain shares not shown and
+    why, and data warnings."""
+    notes = [_note(summary)]
+    collapsed = int(summary["n_collapsed"].sum()) if len(summary) else 0
+    if collapsed:
+        notes.append(f"**{collapsed} run(s) collapsed** (constant dev predictions, or a metric within "
+                     f"{COLLAPSE_TOLERANCE} of the trivial baseline): marked in the table, never chosen as enough HSK.")
+    notes.append(f"Gain share = (cell - prediction-only) / (full HSK - prediction-only), shown only where the "
+                 f"full-HSK gain is above 0 beyond its Welch {GAIN_LEVEL:.0%} interval.")
+    for gain in hsk_gains(summary).itertuples():
+        if gain.no_share_reason:
+            notes.append(f"{gain.task}/{gain.student}: no gain share: {gain.no_share_reason}.")
+    if references is not None:
+        notes += data_warnings(references)
+    return "\n\n".join(notes)
+
+
+def write_tables(summary: pd.DataFrame, out_dir: str | Path, references: pd.DataFrame | None = None) -> list[Path]:
     """Write ``{depth,length,width,joint}.{csv,md,tex}`` (header-only when a kind has no runs)."""
     out_dir = Path(out_dir)
     written = []
+    notes = table_notes(summary, references)
     for kind in COMPRESSED_KINDS:
-        table = dimension_table(summary, kind)
+        table = dimension_table(summary, kind, references)
         pretty = format_table(table)
         written.append(write_text(table.to_csv(index=False), out_dir / f"{kind}.csv"))
-        written.append(
-            write_text(f"{pretty.to_markdown(index=False)}\n\n{_note(summary)}\n", out_dir / f"{kind}.md")
-        )
+        written.append(write_text(f"{pretty.to_markdown(index=False)}\n\n{notes}\n", out_dir / f"{kind}.md"))
         written.append(write_text(pretty.to_latex(index=False, escape=True), out_dir / f"{kind}.tex"))
     return written
 
@@ -390,9 +518,12 @@ def minimum_hsk(runs: pd.DataFrame, summary: pd.DataFrame, alpha: float = 0.05) 
         if pd.isna(b["full_cell"]):
             rows.append({**fallback, "test": "no full-HSK baseline"})
             continue
+        if b["full_n_collapsed"]:
+            rows.append({**fallback, "test": "full-HSK runs collapsed"})
+            continue
         full_row = group[group["cell"] == b["full_cell"]].iloc[0]
         full_values = _seed_values(runs, full_row, value_column)
-        candidates = group[group["kind"].isin(COMPRESSED_KINDS)].sort_values(
+        candidates = group[group["kind"].isin(COMPRESSED_KINDS) & (group["n_collapsed"] == 0)].sort_values(
             ["hsk_fraction", "mean"], ascending=[True, False]
         )
         for _, cell in candidates.iterrows():
@@ -420,7 +551,7 @@ def minimum_hsk_note(summary: pd.DataFrame, alpha: float = 0.05) -> str:
         "significantly below full HSK: one-sided Welch t-test (H1: cell < full HSK) at alpha = "
         f"{alpha} when both have at least two seeds; a one-sided one-sample t-test of the full-HSK "
         "seeds against the cell value when the cell has one seed; otherwise untestable and never "
-        "chosen (with zero variance on both sides the means decide). "
+        "chosen (with zero variance on both sides the means decide). Cells with a collapsed run are never chosen. "
         f"{_note(summary)}"
     )
 
@@ -457,14 +588,22 @@ def aggregate(
     missing runs."""
     out_dir = Path(out_dir)
     runs = add_cell_columns(collect_runs(results_dir))
+    runs["collapsed"] = collapsed_flags(runs)
     summary = summarize(runs, select_on, value_column)
+    references = read_references(results_dir, runs["task"])
     write_runs_csv(runs, out_dir / "runs.csv")
     write_text(summary.to_csv(index=False), out_dir / "summary.csv")
-    write_tables(summary, out_dir)
+    write_text(references.to_csv(index=False), out_dir / "references.csv")
+    write_tables(summary, out_dir, references)
     sweep = lr_sweep(runs, select_on, value_column)
     write_text(sweep.to_csv(index=False), out_dir / "lr_sweep.csv")
     write_text(f"{sweep.to_markdown(index=False, floatfmt='.4g')}\n\n{_note(summary)}\n", out_dir / "lr_sweep.md")
     write_minimum_hsk(minimum_hsk(runs, summary, alpha), summary, out_dir, alpha)
+    for warning in data_warnings(references):
+        print(f"warning: {warning}", file=sys.stderr)
+    if runs["collapsed"].any():
+        print(f"warning: {int(runs['collapsed'].sum())} of {len(runs)} runs collapsed onto the trivial baseline "
+              "(collapsed=True in runs.csv); the tables mark them", file=sys.stderr)
     missing = missing_runs(expected or [])
     for path in missing:
         print(f"missing run: {path}", file=sys.stderr)

@@ -14,9 +14,10 @@ from hskd.config import TeacherConfig
 from hskd.data import TokenizedSplit
 from hskd.dropout import use_cheap_dropout
 from hskd.io import package_versions, write_json_atomic
+from hskd.metrics import compute_metrics
 from hskd.resume import Checkpoint, job_key
 from hskd.store import file_sha256
-from hskd.training import Optimisation, autocast, evaluate, fit, setup_runtime, task_loss
+from hskd.training import Optimisation, autocast, collapse_report, fit, predict, setup_runtime, task_loss
 
 WEIGHTS_FILE = "model.safetensors"
 RESUME_FILE = "resume.pt"
@@ -80,7 +81,8 @@ def finetune(
         checkpoint=checkpoint,
     )  # fmt: skip
     model.eval()
-    dev_metrics = evaluate(lambda b: model(**_inputs(b)).logits, dev, task, device)
+    dev_predictions = predict(lambda b: model(**_inputs(b)).logits, dev, task, device)
+    dev_metrics = compute_metrics(task, dev_predictions, dev.labels.tolist())
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     result = {
@@ -88,6 +90,8 @@ def finetune(
         "metric": spec.metric,
         "dev": dev_metrics[spec.metric],
         "dev_metrics": dev_metrics,
+        **collapse_report(dev_predictions, dev_metrics[spec.metric], task, train, dev),
+        "data": {"train": train.facts, "dev": dev.facts},
         "steps": log.steps,
         "train_seconds": log.seconds,
         "train_loss": log.loss,

@@ -197,12 +197,28 @@ def _logit_shape(logits_fn, split: TokenizedSplit, device: torch.device) -> tupl
         return tuple(logits_fn(probe).shape[1:])
 
 
+def predict(logits_fn, split: TokenizedSplit, task: str, device: torch.device) -> list[int] | list[float]:
+    """A model's class ids (or regression scores) for every example of a split, in order."""
+    return metrics.predictions_from_logits(task, predict_logits(logits_fn, split, device))
+
+
 def evaluate(logits_fn, split: TokenizedSplit, task: str, device: torch.device) -> dict[str, float]:
     """The task's GLUE metrics of a model on a split."""
-    logits = predict_logits(logits_fn, split, device)
-    predictions = metrics.predictions_from_logits(task, logits)
-    labels = split.labels.tolist()
-    return metrics.compute_metrics(task, predictions, labels)
+    return metrics.compute_metrics(task, predict(logits_fn, split, task, device), split.labels.tolist())
+
+
+def collapse_report(
+    predictions: list[int] | list[float], value: float, task: str, train: TokenizedSplit, split: TokenizedSplit
+) -> dict:
+    """The trivial baseline of `split` (from `train`'s labels) and whether `predictions`, scoring `value`,
+    collapsed onto it (``hskd.metrics.is_collapsed``)."""
+    trivial = metrics.trivial_metrics(task, train.labels.tolist(), split.labels.tolist())[metrics.primary_metric(task)]
+    distinct = metrics.distinct_predictions(predictions)
+    return {
+        "dev_trivial": trivial,
+        "dev_distinct_predictions": distinct,
+        "collapsed": metrics.is_collapsed(distinct, value, trivial),
+    }
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,9 @@ rule bench:
     params:
         results=lambda w, output: os.path.dirname(os.path.dirname(output.json)),
         precision=STUDY.precision,
-    threads: workflow.cores
+    # every core of the machine (Snakemake lowers it to --cores); not workflow.cores, which is unset and
+    # fails with --report or --unlock
+    threads: os.cpu_count()
     conda:
         "../../envs/hskd.yaml"
     log:

@@ -48,7 +48,13 @@ def teacher_files(task):
     return {
         "weights": paths.TEACHER_WEIGHTS.format(results=R, task=task),
         "config": paths.TEACHER_CONFIG.format(results=R, task=task),
+        "teacher_metrics": paths.TEACHER_METRICS.format(results=R, task=task),
     }
+
+
+# A resource, not a param: the guard does not change what a job computes, so a new margin must not rerun
+# students that exist (Snakemake reruns a job whose params change).
+TEACHER_MARGIN = "none" if STUDY.teacher_margin is None else str(STUDY.teacher_margin)
 
 
 def store_targets(task):

@@ -19,6 +19,7 @@ for _task in STUDY.tasks:
         threads: STUDY.threads
         resources:
             gpu=1 if STUDY.raw["gpu"] else 0,
+            teacher_margin=TEACHER_MARGIN,
         conda:
             "../../envs/hskd.yaml"
         log:
@@ -26,4 +27,5 @@ for _task in STUDY.tasks:
         shell:
             "hskd extract --teacher-dir $(dirname {input.weights}) --train {input.train}"
             " --stores '{params.stores}' --logits {output.logits} --manifest {output.manifest}"
-            " --threads {threads} --precision {params.precision} > {log} 2>&1"
+            " --threads {threads} --precision {params.precision} --teacher-margin {resources.teacher_margin}"
+            " > {log} 2>&1"

@@ -1,12 +1,17 @@
 rule aggregate:
     input:
-        run_targets(),
+        runs=run_targets(),
+        teachers=[paths.TEACHER_METRICS.format(results=R, task=task) for task in STUDY.tasks],
     output:
         runs=report(f"{R}/tables/runs.csv", caption="../report/tables.rst", category="Tables"),
         summary=f"{R}/tables/summary.csv",
+        references=report(f"{R}/tables/references.csv", caption="../report/references.rst", category="Tables"),
         minimum=report(f"{R}/tables/minimum_hsk.md", caption="../report/minimum_hsk.rst", category="Tables"),
-        lr_sweep=[f"{R}/tables/lr_sweep.{ext}" for ext in ("csv", "md")],
-        tables=[f"{R}/tables/{kind}.{ext}" for kind in ("depth", "length", "width", "joint") for ext in ("csv", "md", "tex")],
+        lr_sweep=report(f"{R}/tables/lr_sweep.md", caption="../report/lr_sweep.rst", category="Tables"),
+        lr_sweep_csv=f"{R}/tables/lr_sweep.csv",
+        dimension_tables=report([f"{R}/tables/{kind}.md" for kind in ("depth", "length", "width", "joint")],
+                                caption="../report/dimension_tables.rst", category="Tables"),
+        tables=[f"{R}/tables/{kind}.{ext}" for kind in ("depth", "length", "width", "joint") for ext in ("csv", "tex")],
     params:
         select_on=STUDY.select_on,
         value=STUDY.report_value,
@@ -24,6 +29,7 @@ rule aggregate:
 rule plot:
     input:
         summary=f"{R}/tables/summary.csv",
+        references=f"{R}/tables/references.csv",
     output:
         marginal=report(expand(f"{R}/figures/marginal_utility_{{task}}.{{ext}}", task=STUDY.tasks, ext=["pdf", "png"]),
                         caption="../report/marginal_utility.rst", category="Figures"),
@@ -40,4 +46,4 @@ rule plot:
     log:
         "logs/plot.log",
     shell:
-        "hskd plot --summary {input.summary} --out {params.out} --tasks {params.tasks} > {log} 2>&1"
+        "hskd plot --summary {input.summary} --references {input.references} --out {params.out} --tasks {params.tasks} > {log} 2>&1"

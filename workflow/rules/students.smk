@@ -8,6 +8,8 @@ rule init_student:
         settings=lambda w: as_json({"name": w.student, **STUDY.raw["students"][w.student]}),
         seed=STUDY.teacher.seed,
     threads: STUDY.threads
+    resources:
+        teacher_margin=TEACHER_MARGIN,
     conda:
         "../../envs/hskd.yaml"
     log:
@@ -15,4 +17,4 @@ rule init_student:
     shell:
         "hskd init-student --task {wildcards.task} --settings '{params.settings}'"
         " --teacher-dir $(dirname {input.weights}) --train {input.train} --out-dir {output}"
-        " --seed {params.seed} --threads {threads} > {log} 2>&1"
+        " --seed {params.seed} --threads {threads} --teacher-margin {resources.teacher_margin} > {log} 2>&1"
