@@ -45,3 +45,23 @@ def test_length_grouping_puts_similar_lengths_together():
     batches = split.batch_order(2, seed=0, shuffle=True, group_by_length=True)
     spreads = [int(split.lengths[b].max() - split.lengths[b].min()) for b in batches]
     assert sorted(spreads) == [1, 1, 1]  # lengths 2,3 | 4,5 | 7,8
+
+
+def test_prepared_splits_record_truncation_and_a_subset_larger_than_the_data(tmp_path, capsys):
+    from hskd.data import SPLITS, prepare_splits
+    from hskd.glue import write_smoke_tsv
+    from hskd.models import load_tokenizer
+
+    write_smoke_tsv(tmp_path / "glue", n_train=40, n_dev=10, seed=0)
+    tokenizer = load_tokenizer("minilm-l6")
+    paths = {split: str(tmp_path / f"{split}.safetensors") for split in SPLITS}
+    prepare_splits("SST-2", str(tmp_path / "glue"), tokenizer, 6, 100, 5, 0, paths)
+    dev = TokenizedSplit.load(paths["dev"])
+    texts = [line.split("\t")[0] for line in (tmp_path / "glue/SST-2/dev.tsv").read_text().splitlines()[1:]]
+    longer = sum(len(tokenizer(text)["input_ids"]) > 6 for text in texts)
+    assert dev.facts == {"examples": 10, "truncated": longer} and longer > 0
+    assert TokenizedSplit.load(paths["train"]).facts | {"truncated": 0} == {
+        "examples": 35, "truncated": 0, "available": 35, "requested": 100}
+    err = capsys.readouterr().err
+    assert "data.train_subset 100 exceeds the 35 training examples" in err
+    assert f"of examples ({longer} of 10) are longer than 6 tokens" in err

@@ -177,3 +177,26 @@ def test_online_run_records_the_teacher(tiny_task, extracted, tmp_path):
 def test_teacher_fingerprint_is_the_weights_hash(tiny_task):
     assert len(teacher_fingerprint(tiny_task["teacher"])) == 64
     assert Path(tiny_task["teacher"], "model.safetensors").exists()
+
+
+def test_students_of_the_same_depth_share_one_store_file(tiny_task, tmp_path):
+    cell = parse_cell(CELLS[1])
+    targets = [StoreTarget(name, 2, cell, str(tmp_path / name / "train.safetensors")) for name in ("a", "b")]
+    targets.append(StoreTarget("deeper", 3, cell, str(tmp_path / "deeper" / "train.safetensors")))
+    manifest = extract(tiny_task["teacher"], tiny_task["train"], targets, str(tmp_path / "l.st"),
+                       str(tmp_path / "m.json"), threads=1)
+    a, b, deeper = (Path(t.path).stat() for t in targets)
+    assert a.st_ino == b.st_ino != deeper.st_ino  # a hard link, not a copy; another depth is another file
+    assert [row["same_file_as"] for row in manifest["stores"]] == [None, targets[0].path, None]
+    assert manifest["bytes_on_disk"] == manifest["bytes_total"] - manifest["stores"][1]["bytes"]
+    assert HSKStore(targets[1].path).batch(torch.arange(3)).target.equal(HSKStore(targets[0].path).batch(
+        torch.arange(3)).target)
+
+
+def test_a_run_records_the_trivial_baseline_of_its_dev_split(tiny_task, extracted, tmp_path):
+    metrics = _run(tiny_task, extracted, tmp_path, 0, "cached", "trivial.json")
+    train, dev = (TokenizedSplit.load(tiny_task[split]).labels.tolist() for split in ("train", "dev"))
+    majority = max((train.count(c), -c) for c in set(train))[1] * -1
+    assert metrics["dev_trivial"] == pytest.approx(dev.count(majority) / len(dev))
+    assert metrics["collapsed"] is (metrics["dev_distinct_predictions"] == 1
+                                    or metrics["dev_final"] <= metrics["dev_trivial"] + 0.01)

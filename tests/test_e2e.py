@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,18 +39,35 @@ def test_smoke_study_produces_every_output(workdir):
     results = workdir / "results"
     runs = sorted(results.glob("SST-2/runs/**/metrics.json"))
     assert len(runs) == 26
+    teacher = json.loads((results / "SST-2/teacher/metrics.json").read_text())
+    collapsed = 0
     for path in runs:
         metrics = json.loads(path.read_text())
         assert metrics["teacher_loaded"] is False
-        assert 0.0 <= metrics["dev_final"] <= 1.0
+        assert metrics["dev_trivial"] == teacher["dev_trivial"]
+        collapsed += metrics["collapsed"]
+        if "/pruned/" in str(path):  # built from the fine-tuned teacher: every run learns the generated task
+            assert not metrics["collapsed"] and metrics["dev_final"] > teacher["dev_trivial"] + 0.3, path
+    # the tiny random-weight pretrained student sits at the majority class in some runs: the tables say so
+    assert pd.read_csv(results / "tables/runs.csv")["collapsed"].sum() == collapsed
+    if collapsed:
+        assert "run(s) collapsed**" in (results / "tables/depth.md").read_text()
     manifest = json.loads((results / "SST-2/hsk/manifest.json").read_text())
     assert manifest["teacher_passes_per_split"] == 1.0
+    # both students have two layers: each pruned store is the pretrained student's file, linked
+    shared = [row for row in manifest["stores"] if row["same_file_as"]]
+    assert {row["student"] for row in shared} == {"pruned"} and len(shared) == len(manifest["stores"]) / 2
+    for row in shared:
+        assert (workdir / row["path"]).stat().st_ino == (workdir / row["same_file_as"]).stat().st_ino
+    assert manifest["bytes_on_disk"] == manifest["bytes_total"] / 2
     for name in ("runs.csv", "summary.csv", "minimum_hsk.md", "depth.tex", "joint.md"):
         assert (results / "tables" / name).stat().st_size > 0
     for stem in ("marginal_utility", "depth", "length", "width", "joint"):
         assert (results / "figures" / f"{stem}_SST-2.png").stat().st_size > 0
-    teacher = json.loads((results / "SST-2/teacher/metrics.json").read_text())
     assert teacher["dev"] > 0.9  # the generated task is learnable; a broken trainer stays near 0.5
+    assert 0.3 < teacher["dev_trivial"] < 0.7  # the generated labels are balanced
+    references = (results / "tables/references.csv").read_text().splitlines()
+    assert references[1].startswith(f"SST-2,accuracy,{teacher['dev']},{teacher['dev_trivial']},")
 
 
 @pytest.mark.e2e
@@ -68,6 +86,13 @@ def test_second_call_does_nothing_and_a_deleted_run_is_retrained_alone_and_ident
 
 
 @pytest.mark.e2e
-def test_html_report(workdir):
-    snakemake(workdir, "--report", "results/report.html")
-    assert (workdir / "results/report.html").stat().st_size > 10_000
+def test_html_report_as_the_readme_writes_it(workdir):
+    # the README's command exactly (no --cores), plus the smoke config
+    command = "snakemake --report results/report.html"
+    assert command in (ROOT / "README.md").read_text()
+    result = subprocess.run([*command.split(), *SMOKE], cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (workdir / "results/report.html").read_text(encoding="utf-8")
+    for table in ("runs.csv", "references.csv", "minimum_hsk.md", "lr_sweep.md", "depth.md", "length.md",
+                  "width.md", "joint.md", "width_SST-2.png"):
+        assert table in html, table

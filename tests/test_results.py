@@ -305,7 +305,7 @@ def test_collapsed_runs_are_marked_and_never_enough(tmp_path: Path) -> None:
     assert summary.loc["depth=top6-1/length=cls-1/width=all", "n_collapsed"] == 1
     assert pd.read_csv(out / "minimum_hsk.csv")["cell"].tolist() == ["depth=top6-1/length=all/width=all"]
     assert "0.8100 ± 0.0100 (n=3, 1 collapsed)" in (out / "joint.md").read_text()
-    assert "**1 run(s) collapsed**" in (out / "depth.md").read_text()
+    assert "**At the chosen learning rates 1 run(s) collapsed**" in (out / "depth.md").read_text()
 
 
 def test_tables_show_the_teacher_the_trivial_baseline_and_data_warnings(minimum_tree: Path) -> None:

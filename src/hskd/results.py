@@ -448,8 +448,9 @@ def table_notes(summary: pd.DataFrame, references: pd.DataFrame | None = None) -
     notes = [_note(summary)]
     collapsed = int(summary["n_collapsed"].sum()) if len(summary) else 0
     if collapsed:
-        notes.append(f"**{collapsed} run(s) collapsed** (constant dev predictions, or a metric within "
-                     f"{COLLAPSE_TOLERANCE} of the trivial baseline): marked in the table, never chosen as enough HSK.")
+        notes.append(f"**At the chosen learning rates {collapsed} run(s) collapsed** (constant dev predictions, or "
+                     f"a metric within {COLLAPSE_TOLERANCE} of the trivial baseline): marked in the table, never "
+                     "chosen as enough HSK.")
     notes.append(f"Gain share = (cell - prediction-only) / (full HSK - prediction-only), shown only where the "
                  f"full-HSK gain is above 0 beyond its Welch {GAIN_LEVEL:.0%} interval.")
     for gain in hsk_gains(summary).itertuples():

@@ -197,6 +197,7 @@ class HSKStoreWriter:
             extra_metadata,
         )
         header, entries, data_size = _encode_header(metadata, specs)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(self._tmp, "wb") as f:
                 f.write(header)
