@@ -88,6 +88,15 @@ def test_default_grid_expansion(config):
     assert path.startswith("results/SST-2/runs/pretrained/depth=none/length=all/width=all/lr=2e-05/seed=")
 
 
+def test_lr_search_gives_compressed_cells_the_baselines_learning_rates(config):
+    config["grid"]["lr_search"] = True
+    all_runs = runs(load(config))
+    # every cell now runs at both baseline lrs: twice the compressed runs of the default grid
+    assert len(all_runs) == 2 * (2 * 2 * 3 + 2 * (3 + 5))
+    joint = [r for r in all_runs if r.student == "pruned" and str(r.cell).startswith("depth=top6-1/length=attention")]
+    assert sorted({r.lr for r in joint}) == [2e-5, 5e-5] and {r.seed for r in joint} == {0, 1, 2}
+
+
 def test_lr_path_segment_round_trips():
     for lr in (2e-5, 5e-5, 1e-4, 3.3e-5):
         assert float(format_lr(lr)) == lr

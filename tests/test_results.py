@@ -6,23 +6,21 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from hskd.results import (
-    NONE_QUALIFIES,
     add_cell_columns,
     aggregate,
     classify_cell,
     collect_runs,
-    compare_to_full,
     lr_sweep,
     minimum_hsk,
     select_lr,
     summarize,
-    welch_interval,
 )
+from hskd.stats import holm, noninferiority, share_interval, t_interval, welch_interval
 
 FULL = "depth=all-top6/length=all/width=all"
 NONE = "depth=none/length=all/width=all"
@@ -208,39 +206,68 @@ def test_summarize_gain_share(minimum_tree: Path) -> None:
     assert summary.loc["depth=all-top6/length=attention-4/width=all", "gain_share"] == pytest.approx(1.0)
 
 
-def test_minimum_hsk_skips_cells_below_full(minimum_tree: Path) -> None:
+def test_minimum_hsk_is_the_smallest_non_inferior_cell(minimum_tree: Path) -> None:
     runs = add_cell_columns(collect_runs(minimum_tree))
-    table = minimum_hsk(runs, summarize(runs))
-    assert len(table) == 1
-    row = table.iloc[0]
-    assert row["cell"] == "depth=all-top6/length=attention-4/width=all"
-    assert row["hsk_fraction"] == pytest.approx(0.05)
-    assert row["test"] == "welch"
-    assert row["p_value"] == pytest.approx(0.5)
-    assert row["full_mean"] == pytest.approx(0.81)
-    assert row["none_mean"] == pytest.approx(0.60)
+    table = minimum_hsk(runs, summarize(runs)).set_index("cell")
+    # equal to full HSK (0.80 0.81 0.82): diff 0, se 0.008165, Welch df 4 -> p = P(T4 > 0.01 / 0.008165)
+    attention = table.loc["depth=all-top6/length=attention-4/width=all"]
+    assert attention["p_value"] == pytest.approx(stats.t.sf(0.01 / math.sqrt(2e-4 / 3), 4))
+    assert attention["diff_lower_bound"] == pytest.approx(-2.131847 * math.sqrt(2e-4 / 3), rel=1e-5)
+    assert attention["decided_on"] == "heldout_final"
+    # far below full HSK; two seeds only but testable; never chosen
+    assert table.loc["depth=all-top6/length=all/width=magnitude-0.01", "decision"] == "not shown"
+    assert table.loc["depth=top6-1/length=attention-4/width=all", "decision"] == "not shown"
+    # Holm over three testable cells: the two equal to full HSK have p = 0.0638 > 0.05 / 3 -> not shown
+    assert attention["decision"] == "not shown" and not table["minimum"].any()
 
 
-def test_minimum_hsk_none_qualifies(tmp_path: Path) -> None:
-    write_cell(tmp_path, [0.80, 0.81, 0.82], depth="all-top6")
-    write_cell(tmp_path, [0.50, 0.51, 0.52], depth="top6-1", hsk_fraction=1 / 6)
-    write_cell(tmp_path, [0.40], depth="top6-2", hsk_fraction=2 / 6)
-    # A single full-HSK seed makes every cell untestable, so none may be chosen.
-    write_cell(tmp_path, [0.80], depth="all-top6", task="sst2")
-    write_cell(tmp_path, [0.90, 0.91], depth="top6-1", hsk_fraction=1 / 6, task="sst2")
-    runs = collect_runs(tmp_path)
-    table = minimum_hsk(runs, summarize(runs))
-    assert table["task"].tolist() == ["rte", "sst2"]
-    assert table["cell"].tolist() == [NONE_QUALIFIES, NONE_QUALIFIES]
+def test_a_cell_just_inside_and_just_outside_the_margin() -> None:
+    full = [0.80, 0.81, 0.82]
+    # diff d, se = sqrt(2e-4 / 3), df 4, t(0.95, 4) = 2.131847: lower bound d - 0.017406; inside iff d > 0.007406
+    _, inside = noninferiority([v + 0.0075 for v in full], full, 0.01, 0.05)
+    _, outside = noninferiority([v + 0.0073 for v in full], full, 0.01, 0.05)
+    assert inside == pytest.approx(0.0075 - 2.131847 * math.sqrt(2e-4 / 3), rel=1e-4) and inside > -0.01
+    assert outside < -0.01
+    assert all(math.isnan(v) for v in noninferiority([0.8], full, 0.01, 0.05))
 
 
-def test_compare_to_full_tests() -> None:
-    full = np.array([0.80, 0.81, 0.82])
-    assert compare_to_full(np.array([0.5]), full)[1] == "one-sample"
-    assert compare_to_full(np.array([0.5]), full)[0] < 0.05
-    assert compare_to_full(np.array([0.81]), full)[0] == pytest.approx(0.5)
-    p_value, test = compare_to_full(np.array([0.5, 0.6]), np.array([0.8]))
-    assert test == "untestable" and math.isnan(p_value)
+def test_holm_on_three_p_values() -> None:
+    # sorted 0.01 <= 0.05/3 rejects; 0.03 > 0.05/2 stops: 0.04 is not rejected although it is below 0.05
+    assert holm([0.01, 0.04, 0.03], 0.05) == [True, False, False]
+    assert holm([0.01, 0.02, 0.04], 0.05) == [True, True, True]
+    assert holm([math.nan, 0.04], 0.05) == [False, True]  # an untestable cell is not in the family
+
+
+def test_t_interval_by_hand_and_a_share_interval_that_includes_zero() -> None:
+    low, high = t_interval([1.0, 2.0, 3.0])
+    assert (low, high) == pytest.approx((2 - 4.302653 / math.sqrt(3), 2 + 4.302653 / math.sqrt(3)))
+    low, high = share_interval([0.60, 0.62], [0.59, 0.63], [0.80, 0.82])
+    assert low < 0 < high
+    # no seed spread in any arm: every resample gives (0.7 - 0.6) / (0.8 - 0.6)
+    assert share_interval([0.7, 0.7], [0.6, 0.6], [0.8, 0.8]) == pytest.approx((0.5, 0.5))
+
+
+def _selection_tree(root: Path) -> Path:
+    """`small` beats full HSK on dev but not on the held-out slice; `large` the other way round."""
+    write_cell(root, [0.59, 0.60, 0.61], depth="none")
+    write_cell(root, [0.80, 0.81, 0.82], depth="all-top6")
+    for seed, value in enumerate([0.80, 0.81, 0.82], start=1):
+        write_run(root, depth="top6-1", length="cls-1", hsk_fraction=0.001, seed=seed, dev_final=value + 0.02,
+                  heldout_final=value - 0.05)  # fmt: skip
+        write_run(root, depth="top6-1", hsk_fraction=1 / 6, seed=seed, dev_final=value - 0.05,
+                  heldout_final=value + 0.02)  # fmt: skip
+    return root
+
+
+def test_the_minimum_is_chosen_on_the_held_out_slice_and_reported_on_dev(tmp_path: Path) -> None:
+    runs = add_cell_columns(collect_runs(_selection_tree(tmp_path)))
+    held = minimum_hsk(runs, summarize(runs, "train_heldout"))
+    chosen = held[held["minimum"]].iloc[0]
+    assert chosen["cell"] == "depth=top6-1/length=all/width=all"
+    assert chosen["mean"] == pytest.approx(0.76)  # its dev value, not the held-out one it was chosen on
+    optimistic = minimum_hsk(runs, summarize(runs, "dev"))
+    assert optimistic[optimistic["minimum"]].iloc[0]["cell"] == "depth=top6-1/length=cls-1/width=all"
+    assert (optimistic["decided_on"] == "dev_final").all()
 
 
 def test_aggregate_writes_outputs_and_lists_missing(minimum_tree: Path, tmp_path_factory) -> None:
@@ -255,11 +282,10 @@ def test_aggregate_writes_outputs_and_lists_missing(minimum_tree: Path, tmp_path
     assert depth["strategy"].tolist() == ["prediction-only (lr=5e-05)", "full HSK (lr=5e-05)", "top6"]
     assert "\\toprule" in (out / "depth.tex").read_text()
     assert "held-out slice of the training data" in (out / "depth.md").read_text()
-    assert "Welch" in (out / "minimum_hsk.md").read_text()
+    minimum = (out / "minimum_hsk.md").read_text()
+    assert "Welch" in minimum and "Holm" in minimum and "not shown at this budget" in minimum
     assert (out / "lr_sweep.md").read_text().startswith("|")
-    assert pd.read_csv(out / "minimum_hsk.csv")["cell"].tolist() == [
-        "depth=all-top6/length=attention-4/width=all"
-    ]
+    assert len(pd.read_csv(out / "minimum_hsk.csv")) == 4
     assert len(pd.read_csv(out / "runs.csv")) == 16
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
 
@@ -298,13 +324,17 @@ def test_collapsed_runs_are_marked_and_never_enough(tmp_path: Path) -> None:
     for seed, value in enumerate([0.80, 0.81, 0.82], start=1):
         write_run(tmp_path, depth="top6-1", length="cls-1", hsk_fraction=0.001, seed=seed, dev_final=value,
                   overrides={"collapsed": seed == 2})  # fmt: skip
-    write_cell(tmp_path, [0.80, 0.81, 0.82], depth="top6-1", hsk_fraction=1 / 6)
+    # p = 0.04 on its own; were the collapsed cell (p = 0.064) in the Holm family, 0.04 > 0.05 / 2
+    write_cell(tmp_path, [0.809, 0.819, 0.829], depth="top6-1", hsk_fraction=1 / 6)
     out = tmp_path / "tables"
     aggregate(tmp_path, out)
     summary = pd.read_csv(out / "summary.csv").set_index("cell")
     assert summary.loc["depth=top6-1/length=cls-1/width=all", "n_collapsed"] == 1
-    assert pd.read_csv(out / "minimum_hsk.csv")["cell"].tolist() == ["depth=top6-1/length=all/width=all"]
-    assert "0.8100 ± 0.0100 (n=3, 1 collapsed)" in (out / "joint.md").read_text()
+    minimum = pd.read_csv(out / "minimum_hsk.csv").set_index("cell")
+    assert minimum.loc["depth=top6-1/length=cls-1/width=all", "decision"] == "collapsed: never enough"
+    assert 0.025 < minimum.loc["depth=top6-1/length=all/width=all", "p_value"] < 0.05
+    assert minimum[minimum["minimum"]].index.tolist() == ["depth=top6-1/length=all/width=all"]
+    assert "0.8100 [0.7852, 0.8348] (n=3, 1 collapsed)" in (out / "joint.md").read_text()
     assert "**At the chosen learning rates 1 run(s) collapsed**" in (out / "depth.md").read_text()
 
 

@@ -118,7 +118,7 @@ def cmd_aggregate(args) -> None:
 
     expected = _expected_runs(args.configfile, args.results)
     missing = aggregate(args.results, args.out, select_on=args.select_on, value_column=args.value,
-                        expected=expected)
+                        expected=expected, alpha=args.alpha, margin=args.margin)
     if missing:
         print(f"{len(missing)} expected runs are missing:", *missing, sep="\n  ")
 
@@ -236,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/tables")
     p.add_argument("--select-on", choices=["train_heldout", "dev"], default="train_heldout")
     p.add_argument("--value", choices=["dev_final", "dev_best"], default="dev_final")
+    p.add_argument("--margin", type=float, default=0.01, help="non-inferiority margin, metric units")
+    p.add_argument("--alpha", type=float, default=0.05, help="family-wise error of the non-inferiority decisions")
     p.add_argument("--configfile", action="append", default=[],
                    help="config file(s) of the study (merged in order): list the runs it asks for that are missing")
     p.set_defaults(func=cmd_aggregate)

@@ -96,6 +96,7 @@ class JointConfig:
 class GridConfig:
     none: bool
     full: bool
+    lr_search: bool
     full_map: str
     sweep_seeds: int
     depth_maps: list[str]
@@ -129,6 +130,8 @@ class StudyConfig:
     baseline_lrs: list[float]
     select_on: str
     report_value: str
+    report_margin: float
+    report_alpha: float
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
 
@@ -168,6 +171,7 @@ def from_dict(config: dict[str, Any]) -> StudyConfig:
         grid=GridConfig(
             none=grid["none"],
             full=grid["full"],
+            lr_search=grid["lr_search"],
             full_map=grid["full_map"],
             sweep_seeds=grid["sweep_seeds"],
             depth_maps=list(grid["depth"]["maps"]),
@@ -181,6 +185,8 @@ def from_dict(config: dict[str, Any]) -> StudyConfig:
         baseline_lrs=[float(lr) for lr in config["baselines"]["lrs"]],
         select_on=config["baselines"]["select_on"],
         report_value=config["report"]["value"],
+        report_margin=float(config["report"]["margin"]),
+        report_alpha=float(config["report"]["alpha"]),
         raw=config,
     )
 

@@ -91,14 +91,16 @@ def study_cells(study: StudyConfig, student: str) -> list[Cell]:
 
 def runs(study: StudyConfig) -> list[Run]:
     """All run targets: baselines with every baseline learning rate and all seeds, joint cells with all
-    seeds, per-dimension sweeps with the first `grid.sweep_seeds` seeds, all at stage2.lr."""
+    seeds, per-dimension sweeps with the first `grid.sweep_seeds` seeds; compressed cells at stage2.lr, or
+    at every baseline learning rate with `grid.lr_search`."""
     baselines = baseline_cells(study)
     joint = joint_cells(study)
     result = []
     for task in study.tasks:
         for student in study.students:
             for cell in study_cells(study, student):
-                lrs = study.baseline_lrs if cell in baselines else [study.stage2.lr]
+                searched = cell in baselines or (study.grid.lr_search and not cell.is_none)
+                lrs = study.baseline_lrs if searched else [study.stage2.lr]
                 seeds = study.seeds if cell in baselines or cell in joint else study.seeds[: study.grid.sweep_seeds]
                 result += [Run(task, student, cell, lr, seed) for lr in lrs for seed in seeds]
     return result

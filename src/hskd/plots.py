@@ -127,8 +127,7 @@ def _outside_legend(ax: Axes, **kwargs) -> None:
 
 
 def _plotted_values(rows: pd.DataFrame) -> list[float]:
-    std = rows["std"].fillna(0.0)
-    return [*(rows["mean"] - std), *(rows["mean"] + std)]
+    return [*rows["mean"], *rows["ci_low"], *rows["ci_high"]]
 
 
 def _no_runs(ax: Axes) -> None:
@@ -149,8 +148,13 @@ def student_colours(data: pd.DataFrame) -> dict[str, tuple[float, float, float]]
     return dict(zip(students, sns.color_palette("colorblind", max(len(students), 1)), strict=False))
 
 
+def interval_errors(mean: pd.Series, low: pd.Series, high: pd.Series) -> list[list[float]]:
+    """Asymmetric error bars [below, above] of a 95% interval; 0 where there is none (a single seed)."""
+    return [list((mean - low).fillna(0.0)), list((high - mean).fillna(0.0))]
+
+
 def _errorbar(ax: Axes, rows: pd.DataFrame, x: str, **kwargs) -> None:
-    ax.errorbar(rows[x], rows["mean"], yerr=rows["std"].fillna(0.0), **kwargs)
+    ax.errorbar(rows[x], rows["mean"], yerr=interval_errors(rows["mean"], rows["ci_low"], rows["ci_high"]), **kwargs)
 
 
 def _draw_baselines(ax: Axes, base: pd.Series, colour, with_star: bool) -> None:
@@ -158,8 +162,8 @@ def _draw_baselines(ax: Axes, base: pd.Series, colour, with_star: bool) -> None:
     if pd.notna(base["none_mean"]):
         ax.axhline(base["none_mean"], color=colour, **NONE_STYLE)
     if with_star and pd.notna(base["full_mean"]):
-        std = 0.0 if pd.isna(base["full_std"]) else base["full_std"]
-        ax.errorbar([1.0], [base["full_mean"]], yerr=[std], color=colour, **FULL_STYLE)
+        errors = interval_errors(*(pd.Series([base[f"full_{c}"]]) for c in ("mean", "ci_low", "ci_high")))
+        ax.errorbar([1.0], [base["full_mean"]], yerr=errors, color=colour, **FULL_STYLE)
 
 
 def _baseline_handles(with_star: bool = True) -> list[Line2D]:
@@ -193,7 +197,7 @@ def plot_marginal_utility(summary: pd.DataFrame, task: str, references: pd.DataF
                       marker=KIND_MARKERS[kind], linestyle=style)  # fmt: skip
         _draw_baselines(ax, base.loc[student], colour, with_star=True)
     ref = _reference(references, task)
-    full_and_none = [*base["full_mean"], *base["none_mean"]]
+    full_and_none = [*base["full_ci_low"], *base["full_ci_high"], *base["full_mean"], *base["none_mean"]]
     _finish_axes(ax, [*compressed["hsk_fraction"], 1.0], [*_plotted_values(compressed), *full_and_none], ref,
                  log_x=True)  # fmt: skip
     kinds_seen = [kind for kind in KIND_MARKERS if (compressed["kind"] == kind).any()]

@@ -15,6 +15,8 @@ rule aggregate:
     params:
         select_on=STUDY.select_on,
         value=STUDY.report_value,
+        margin=STUDY.report_margin,
+        alpha=STUDY.report_alpha,
         results=lambda w, output: os.path.dirname(os.path.dirname(output.runs)),
         out=lambda w, output: os.path.dirname(output.runs),
     conda:
@@ -23,7 +25,7 @@ rule aggregate:
         "logs/aggregate.log",
     shell:
         "hskd aggregate --results {params.results} --out {params.out} --select-on {params.select_on}"
-        " --value {params.value} > {log} 2>&1"
+        " --value {params.value} --margin {params.margin} --alpha {params.alpha} > {log} 2>&1"
 
 
 rule plot:
