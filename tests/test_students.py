@@ -280,6 +280,15 @@ def test_pretrained_student_truncates_and_projects(base_checkpoint):
     assert student.project(2, out.hidden_states[2]).shape == (3, 7, 64)
 
 
+def test_truncation_keeps_the_first_layers_of_the_checkpoint(base_checkpoint):
+    base = BertModel.from_pretrained(base_checkpoint)
+    student = init_pretrained_student(base_checkpoint, layers=2, num_labels=2, teacher_hidden_size=32, seed=0)
+    for index in (0, 1):  # TinyBERT-style: the bottom layers, not the top ones
+        torch.testing.assert_close(
+            student.model.bert.encoder.layer[index].output.dense.weight, base.encoder.layer[index].output.dense.weight
+        )
+
+
 def test_pretrained_keeps_checkpoint_layers(base_checkpoint):
     base = BertModel.from_pretrained(base_checkpoint)
     student = init_pretrained_student(

@@ -124,6 +124,12 @@ class TeacherPass:
     logits: torch.Tensor  # [B, C]
 
 
+def cls_attention_row(attentions: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """[B, T] attention paid by [CLS] (query 0) to every token in the last layer, averaged over heads, from
+    per-layer attention probabilities [B, heads, T(query), T(key)]."""
+    return attentions[-1][:, :, 0, :].float().mean(1)
+
+
 @torch.no_grad()
 def teacher_pass(model, batch: dict[str, torch.Tensor], max_seq_length: int, attentions: bool) -> TeacherPass:
     """Hidden states, logits and (if `attentions`, which needs eager attention) [CLS] attention rows."""
@@ -133,7 +139,7 @@ def teacher_pass(model, batch: dict[str, torch.Tensor], max_seq_length: int, att
     hidden = torch.stack(out.hidden_states).float()
     return TeacherPass(
         hidden_states=F.pad(hidden, (0, 0, 0, pad)) if pad else hidden,
-        cls_attention=F.pad(out.attentions[-1][:, :, 0, :].float().mean(1), (0, pad)) if attentions else None,
+        cls_attention=F.pad(cls_attention_row(out.attentions), (0, pad)) if attentions else None,
         input_ids=F.pad(batch["input_ids"], (0, pad)),
         attention_mask=F.pad(batch["attention_mask"], (0, pad)),
         logits=out.logits.float(),

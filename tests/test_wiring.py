@@ -1,0 +1,159 @@
+"""The training loop's wiring, checked against what each piece must receive: the teacher's logits in
+stage 2, the run's learning rate, the prediction-only epochs, the held-out split, the student layer and
+real tokens in stage 1, fingerprints before any training."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+import torch
+from transformers import BertConfig
+
+from hskd import distill
+from hskd.compression import HSKBatch, parse_cell
+from hskd.config import StageConfig
+from hskd.data import TokenizedSplit
+from hskd.distill import RunInputs, RunSettings, stage1_loss
+from hskd.extract import StoreTarget, extract
+from hskd.store import StoreMismatchError, load_logits, save_logits
+from hskd.students import pretrained_student_from_config
+
+STAGE = StageConfig(epochs=1, epochs_by_task={}, lr=1e-3, batch_size=16, warmup_ratio=0.0, weight_decay=0.0,
+                    temperature=1.0, eval_every=100, schedule="constant")
+FULL = "depth=all-top2/length=all/width=all"
+NONE = "depth=none/length=all/width=all"
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_task, tmp_path_factory):
+    out = tmp_path_factory.mktemp("wiring")
+    store = str(out / "full.safetensors")
+    extract(tiny_task["teacher"], tiny_task["train"], [StoreTarget("s", 2, parse_cell(FULL), store)],
+            str(out / "logits.safetensors"), str(out / "manifest.json"), threads=1)  # fmt: skip
+    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32)  # fmt: skip
+    pretrained_student_from_config(config, 2, 32, seed=0).save(out / "student")
+    return {"store": store, "logits": str(out / "logits.safetensors"), "student": str(out / "student"), "out": out}
+
+
+def run(tiny_task, setup, cell: str, name: str, **changes) -> dict:
+    settings = RunSettings(task="SST-2", student="s", cell=cell, lr=1e-3, seed=1, stage1=STAGE, stage2=STAGE,
+                           width_loss="paper", freeze_word_embeddings=True, group_by_length=True, threads=1,
+                           kd_mode="none" if cell == NONE else "cached")  # fmt: skip
+    inputs = RunInputs(setup["student"], tiny_task["teacher"], tiny_task["train"], tiny_task["heldout"],
+                       tiny_task["dev"], changes.pop("logits", setup["logits"]), setup["store"])  # fmt: skip
+    out = setup["out"] / name
+    distill.run(replace(settings, **changes), inputs, str(out))
+    return json.loads(out.read_text())
+
+
+def test_stage2_distils_the_cached_teacher_logits(tiny_task, setup, monkeypatch):
+    teacher_logits, seen = load_logits(setup["logits"]), []
+    real = distill.prediction_kd_loss
+    monkeypatch.setattr(distill, "prediction_kd_loss",
+                        lambda s, t, temperature: seen.append(t) or real(s, t, temperature))  # fmt: skip
+    run(tiny_task, setup, NONE, "teacher_logits.json")
+    targets = torch.cat(seen)
+    assert len(targets) == len(teacher_logits) * 2  # two epochs (prediction-only: stage 1 + stage 2)
+    # every target row is a row of the teacher's logits (not the student's own, not uniform)
+    matches = (targets[:, None, :] == teacher_logits[None]).all(-1)
+    assert matches.any(1).all()
+
+
+def test_prediction_only_trains_stage1_plus_stage2_epochs(tiny_task, setup):
+    batches = -(-len(TokenizedSplit.load(tiny_task["train"])) // STAGE.batch_size)
+    metrics = run(tiny_task, setup, NONE, "epochs.json", stage1=replace(STAGE, epochs=2))
+    assert metrics["stage1_steps"] == 0 and metrics["stage2_steps"] == 3 * batches
+
+
+def test_each_stage_gets_its_learning_rate_and_stage2_the_runs(tiny_task, setup, monkeypatch):
+    lrs, real_fit = [], distill.fit
+    monkeypatch.setattr(distill, "fit", lambda model, split, optimisation, *a, **k: lrs.append(optimisation.lr)
+                        or real_fit(model, split, optimisation, *a, **k))  # fmt: skip
+    run(tiny_task, setup, FULL, "lr.json", lr=7e-4, stage1=replace(STAGE, lr=3e-4), stage2=replace(STAGE, lr=9e-4))
+    assert lrs == [3e-4, 7e-4]
+
+
+def test_heldout_final_is_measured_on_the_heldout_split(tiny_task, setup, monkeypatch):
+    values = {tiny_task["heldout"]: 0.25, tiny_task["dev"]: 0.75}
+    monkeypatch.setattr(distill, "_evaluate_student", lambda student, split, task, device: values[split.path])
+    metrics = run(tiny_task, setup, NONE, "heldout.json")
+    assert metrics["heldout_final"] == 0.25 and metrics["dev_final"] == 0.75
+
+
+def test_logits_of_another_teacher_are_refused_before_training(tiny_task, setup, monkeypatch):
+    other = str(setup["out"] / "other_logits.safetensors")
+    save_logits(other, load_logits(setup["logits"]), {"teacher_sha256": "0" * 64, "data_sha256": "0" * 64,
+                                                      "split": "train"})  # fmt: skip
+    monkeypatch.setattr(distill, "fit", lambda *a, **k: pytest.fail("trained on refused inputs"))
+    with pytest.raises(StoreMismatchError, match="teacher sha256"):
+        run(tiny_task, setup, NONE, "refused.json", logits=other)
+
+
+class LayerStudent:
+    """Hidden state l is the constant l on real tokens and 100 on padding; projections are the identity."""
+
+    def __init__(self, lengths: torch.Tensor, width: int, layers: int):
+        self.lengths, self.width, self.layers = lengths, width, layers
+
+    def __call__(self, input_ids, attention_mask, token_type_ids):
+        batch, length = input_ids.shape
+        padding = (torch.arange(length)[None, :] >= self.lengths[:, None])[..., None]
+        states = [torch.full((batch, length, self.width), float(layer)).masked_fill(padding, 100.0)
+                  for layer in range(self.layers + 1)]  # fmt: skip
+        return SimpleNamespace(hidden_states=tuple(states))
+
+    def project(self, layer, hidden):
+        return hidden
+
+
+@pytest.mark.parametrize("mode", ["paper", "masked"])
+def test_stage1_compares_the_mapped_student_layer_on_real_tokens_only(mode):
+    lengths = torch.tensor([3, 2])
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "token_type_ids": torch.zeros(2, 3, dtype=torch.long),
+             "attention_mask": (torch.arange(3)[None, :] < lengths[:, None]).long()}  # fmt: skip
+    # student layer 2 against a zero target, all 3 positions selected (example 2's third is padding)
+    hsk = HSKBatch(student_layers=[2], teacher_layers=[4], token_index=torch.tensor([[0, 1, 2], [0, 1, 2]]),
+                   target=torch.zeros(2, 1, 3, 4), keep_mask=torch.ones(1, 1, 1, 4, dtype=torch.bool))  # fmt: skip
+    loss = stage1_loss(LayerStudent(lengths, 4, 2), batch, hsk, mode)
+    # (2 - 0)^2 on every real value: 4; layer 1 would give 1, the padded value (100) would give > 1000
+    assert loss.item() == pytest.approx(4.0)
+    assert not math.isnan(loss.item())
+
+
+def test_a_cached_run_loads_no_teacher_by_any_import_path(tiny_task, setup, monkeypatch):
+    from transformers import AutoModelForSequenceClassification
+
+    real = AutoModelForSequenceClassification.from_pretrained.__func__
+    teacher = str(tiny_task["teacher"])
+
+    def guarded(cls, path, *args, **kwargs):
+        assert str(path) != teacher, "the teacher was loaded in cached mode"
+        return real(cls, path, *args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", classmethod(guarded))
+    assert run(tiny_task, setup, FULL, "cached.json")["teacher_loaded"] is False
+    with pytest.raises(AssertionError, match="teacher was loaded"):
+        run(tiny_task, setup, FULL, "online.json", kd_mode="online")  # the guard itself works
+
+
+def test_a_store_of_another_teacher_is_refused_before_training(tiny_task, setup, monkeypatch):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    other = setup["out"] / "other_teacher"
+    shutil.copytree(tiny_task["teacher"], other)
+    weights = load_file(other / "model.safetensors")
+    save_file({name: tensor + 1e-3 for name, tensor in weights.items()}, other / "model.safetensors")
+    store = str(setup["out"] / "other_full.safetensors")
+    extract(str(other), tiny_task["train"], [StoreTarget("s", 2, parse_cell(FULL), store)],
+            str(setup["out"] / "other_logits.st"), str(setup["out"] / "other_manifest.json"), threads=1)  # fmt: skip
+    inputs = dict(setup, store=store)
+    monkeypatch.setattr(distill, "fit", lambda *a, **k: pytest.fail("trained on a refused store"))
+    with pytest.raises(StoreMismatchError, match="teacher sha256"):
+        run(tiny_task, inputs, FULL, "other_store.json")
