@@ -111,10 +111,10 @@ def test_uniform_index(size, fraction, expected):
 
 def test_random_index_is_reproducible_with_a_fresh_seed():
     first = width_index("random", 0.5, 16, torch.Generator().manual_seed(3))
-    again = width_index("random", 0.5, 16, torch.Generator().manual_seed(3))
-    assert first.tolist() == again.tolist()
-    assert first.tolist() == sorted(set(first.tolist()))
-    assert len(first) == 8
+    # the specification: the first 8 dims of a permutation drawn from the generator, sorted
+    expected = torch.randperm(16, generator=torch.Generator().manual_seed(3))[:8].sort().values
+    assert first.tolist() == expected.tolist()
+    assert first.tolist() != width_index("random", 0.5, 16, torch.Generator().manual_seed(4)).tolist()
 
 
 def test_magnitude_keeps_largest_abs_per_slice():
@@ -329,8 +329,15 @@ def test_cell_validate(text, message):
         parse_cell(text).validate(6, 12, 128)
 
 
-def test_cell_validate_accepts_fitting_cell():
-    parse_cell("depth=top12-7/length=left-128/width=random-0.5").validate(6, 12, 128)
+def test_cell_validate_bounds_are_tight():
+    parse_cell("depth=top12-7/length=left-128/width=random-0.5").validate(6, 12, 128)  # every bound met exactly
+    for cell, message in (
+        ("depth=top12-8/length=all/width=all", "keep"),  # 8 > Ls + 1
+        ("depth=top13-1/length=all/width=all", "13"),  # map beyond the teacher's 12 layers
+        ("depth=top12-1/length=left-129/width=all", "129"),  # more tokens than max_seq_length
+    ):
+        with pytest.raises(ValueError, match=message):
+            parse_cell(cell).validate(6, 12, 128)
 
 
 # ------------------------------------------------------------------------------------------ compress

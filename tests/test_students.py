@@ -16,10 +16,12 @@ from hskd.students import (
     head_scores,
     init_pretrained_student,
     init_pruned_student,
+    layer_scores,
     load_student,
     neuron_scores,
     pretrained_student_from_config,
     pruned_student_from_shape,
+    taylor_importance,
     top_k_indices,
 )
 
@@ -224,6 +226,18 @@ def test_regression_teacher_uses_mse(batches):
     torch.manual_seed(0)
     teacher = BertForSequenceClassification(tiny_config(num_labels=1)).eval()
     regression = [make_batch(1, num_labels=1), make_batch(2, num_labels=1)]
+    for batch in regression:  # float targets, away from the outputs so MSE and L1 gradients differ
+        batch["labels"] = torch.linspace(-2.0, 3.0, len(batch["labels"]))
+    heads, _ = taylor_importance(teacher, regression, num_labels=1)
+    expected_heads = [torch.zeros_like(h) for h in heads]
+    for batch in regression:  # the same scores by hand, with the MSE of the single output
+        teacher.zero_grad(set_to_none=True)
+        output = teacher(**model_inputs(batch)).logits.squeeze(-1)
+        F.mse_loss(output, batch["labels"]).backward()
+        for i, layer in enumerate(teacher.bert.encoder.layer):
+            expected_heads[i] += layer_scores(layer, teacher.config.num_attention_heads)[0]
+    for got, want in zip(heads, expected_heads, strict=True):
+        torch.testing.assert_close(got, want)
     student = init_pruned_student(teacher, regression, layers=2, heads=2, ffn=8, emb_rank=None, num_labels=1)
     assert student(**model_inputs(regression[0])).logits.shape == (3, 1)
 
