@@ -64,6 +64,27 @@ def test_stage2_distils_the_cached_teacher_logits(tiny_task, setup, monkeypatch)
     assert matches.any(1).all()
 
 
+def test_the_student_learns_what_the_teacher_logits_say(tiny_task, setup):
+    # two made-up teachers, confident in one class for every example: stage 2 must carry each student
+    # to always predicting that class, so their dev accuracies add up to 1
+    real_logits = load_logits(setup["logits"])
+    results = {}
+    for name, row in (("ones", [-5.0, 5.0]), ("zeros", [5.0, -5.0])):
+        path = str(setup["out"] / f"{name}_logits.safetensors")
+        save_logits(path, torch.tensor(row).expand_as(real_logits).contiguous(), _metadata(setup["logits"]))
+        results[name] = run(tiny_task, setup, NONE, f"{name}.json", logits=path)
+    assert results["ones"]["dev_distinct_predictions"] == results["zeros"]["dev_distinct_predictions"] == 1
+    assert results["ones"]["dev_final"] + results["zeros"]["dev_final"] == pytest.approx(1.0)
+    assert results["ones"]["dev_final"] != pytest.approx(0.5)  # the dev labels are not balanced exactly
+
+
+def _metadata(path: str) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as handle:
+        return {key: value for key, value in handle.metadata().items() if key != "format_version"}
+
+
 def test_prediction_only_trains_stage1_plus_stage2_epochs(tiny_task, setup):
     batches = -(-len(TokenizedSplit.load(tiny_task["train"])) // STAGE.batch_size)
     metrics = run(tiny_task, setup, NONE, "epochs.json", stage1=replace(STAGE, epochs=2))
