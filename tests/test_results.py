@@ -17,6 +17,7 @@ from hskd.results import (
     collect_runs,
     lr_sweep,
     minimum_hsk,
+    minimum_sentences,
     select_lr,
     summarize,
 )
@@ -219,6 +220,10 @@ def test_minimum_hsk_is_the_smallest_non_inferior_cell(minimum_tree: Path) -> No
     assert table.loc["depth=top6-1/length=attention-4/width=all", "decision"] == "not shown"
     # Holm over three testable cells: the two equal to full HSK have p = 0.0638 > 0.05 / 3 -> not shown
     assert attention["decision"] == "not shown" and not table["minimum"].any()
+    # seed variances on the held-out slice: 1e-4 for full HSK and three cells, 2e-4 for the two-seed cell
+    assert attention["pooled_seed_std"] == pytest.approx(math.sqrt(1.2e-4))
+    # 2 (z_0.95 + z_0.8)^2 * 1.2e-4 / 0.01^2 = 14.84 -> 15 seeds per arm
+    assert "about 15 seeds per arm would give 80% power" in minimum_sentences(table.reset_index(), 0.05, 0.01)[0]
 
 
 def test_a_cell_just_inside_and_just_outside_the_margin() -> None:

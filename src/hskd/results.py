@@ -47,7 +47,7 @@ REFERENCE_COLUMNS = [
 MINIMUM_COLUMNS = [
     "task", "student", "cell", "kind", "hsk_fraction", "n_seeds", "mean", "ci_low", "ci_high", "gain_share",
     "gain_share_low", "gain_share_high", "decided_on", "diff_vs_full", "diff_lower_bound", "p_value",
-    "decision", "minimum",
+    "decision", "minimum", "pooled_seed_std",
 ]  # fmt: skip
 LR_SWEEP_COLUMNS = [
     "task", "student", "cell", "kind", "lr", "n_seeds", "mean", "std", "selection_score", "chosen", "select_on",
@@ -565,6 +565,9 @@ def minimum_hsk(
             p_value=p_values,
             decision=_decide(candidates, p_values, rejected),
         )  # fmt: skip
+        samples = [full_values, *(_seed_values(runs, cell, decided_on) for _, cell in candidates.iterrows())]
+        variances = [values.var(ddof=1) for values in samples if len(values) >= 2]
+        table["pooled_seed_std"] = math.sqrt(sum(variances) / len(variances)) if variances else math.nan
         shown = table["decision"] == "non-inferior"
         table["minimum"] = False
         if shown.any():
@@ -575,10 +578,9 @@ def minimum_hsk(
     return pd.concat(tables, ignore_index=True)[MINIMUM_COLUMNS]
 
 
-def minimum_sentences(table: pd.DataFrame, summary: pd.DataFrame, alpha: float, margin: float) -> list[str]:
+def minimum_sentences(table: pd.DataFrame, alpha: float, margin: float) -> list[str]:
     """Per task x student: the smallest non-inferior cell, or that none is shown and what would show one."""
     sentences = []
-    base = baselines(summary).set_index(["task", "student"])
     for (task, student), rows in table.groupby(["task", "student"], sort=True):
         chosen = rows[rows["minimum"]]
         if len(chosen):
@@ -586,9 +588,10 @@ def minimum_sentences(table: pd.DataFrame, summary: pd.DataFrame, alpha: float, 
             sentences.append(f"**{task}/{student}**: smallest cell shown non-inferior to full HSK: `{cell['cell']}` "
                              f"({cell['hsk_fraction']:.3%} of HSK), dev {cell['mean']:.4f}.")
             continue
-        std = base.loc[(task, student), "full_std"]
-        budget = (f" With the full-HSK seed std of {std:.4f}, about {seeds_for_noninferiority(std, margin, alpha)} "
-                  f"seeds per arm would give 80% power for a cell equal to full HSK.") if pd.notna(std) else ""
+        std, split = rows["pooled_seed_std"].iloc[0], rows["decided_on"].iloc[0]
+        budget = (f" With the seed std pooled over full HSK and the cells with 2+ seeds on `{split}` ({std:.4f}), "
+                  f"about {seeds_for_noninferiority(std, margin, alpha)} seeds per arm would give 80% power to show "
+                  "a cell equal to full HSK.") if pd.notna(std) else ""
         sentences.append(f"**{task}/{student}**: no cell is shown non-inferior at margin {margin:g} with these "
                          f"seeds (not shown at this budget).{budget}")
     return sentences
@@ -616,7 +619,7 @@ def write_minimum_hsk(
     """Write ``minimum_hsk.csv`` and ``minimum_hsk.md`` (decisions, the sentence per task x student, the
     method)."""
     out_dir = Path(out_dir)
-    sentences = "\n\n".join(minimum_sentences(table, summary, alpha, margin))
+    sentences = "\n\n".join(minimum_sentences(table, alpha, margin))
     markdown = (f"{table.to_markdown(index=False, floatfmt='.4g')}\n\n{sentences}\n\n"
                 f"{minimum_hsk_note(summary, alpha, margin)}\n")  # fmt: skip
     return [
