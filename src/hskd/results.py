@@ -374,7 +374,7 @@ def add_intervals(summary: pd.DataFrame, at_lr: pd.DataFrame, value_column: str)
     for row in summary.itertuples():
         bounds.append(t_interval(values[(row.task, row.student, row.cell)]))
         b = base.loc[(row.task, row.student)]
-        if pd.isna(row.gain_share):
+        if pd.isna(row.gain_share) or row.kind in ("none", "full"):  # 0 and 1 by definition
             shares.append((math.nan, math.nan))
             continue
         none, full = (values[(row.task, row.student, b[f"{kind}_cell"])] for kind in ("none", "full"))
@@ -457,11 +457,10 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _note(summary: pd.DataFrame) -> str:
+def _note(summary: pd.DataFrame, statistic: str = "with its 95% t interval (none for a single seed)") -> str:
     select_on = summary["select_on"].iloc[0] if len(summary) else "train_heldout"
     value_column = summary["value_column"].iloc[0] if len(summary) else "dev_final"
-    return (f"Mean over seeds of `{value_column}` with its 95% t interval (none for a single seed); "
-            f"{SELECTION_NOTES[select_on]}.")
+    return f"Mean over seeds of `{value_column}` {statistic}; {SELECTION_NOTES[select_on]}."
 
 
 def table_notes(summary: pd.DataFrame, references: pd.DataFrame | None = None) -> str:
@@ -658,7 +657,8 @@ def aggregate(
     write_tables(summary, out_dir, references)
     sweep = lr_sweep(runs, select_on, value_column)
     write_text(sweep.to_csv(index=False), out_dir / "lr_sweep.csv")
-    write_text(f"{sweep.to_markdown(index=False, floatfmt='.4g')}\n\n{_note(summary)}\n", out_dir / "lr_sweep.md")
+    sweep_note = _note(summary, "and its sample std")
+    write_text(f"{sweep.to_markdown(index=False, floatfmt='.4g')}\n\n{sweep_note}\n", out_dir / "lr_sweep.md")
     write_minimum_hsk(minimum_hsk(runs, summary, alpha, margin), summary, out_dir, alpha, margin)
     for warning in data_warnings(references):
         print(f"warning: {warning}", file=sys.stderr)
