@@ -1,5 +1,6 @@
 # Config validation and the small input functions the rules use. All logic lives in the hskd package.
 import json
+import shlex
 import sys
 
 from hskd import paths
@@ -30,6 +31,11 @@ wildcard_constraints:
 
 def as_json(value):
     return json.dumps(value, sort_keys=True)
+
+
+def optional(flag, value):
+    """`flag 'value'` quoted for the shell, or nothing for an empty value (Snakemake's :q drops empty strings)."""
+    return f"{flag} {shlex.quote(str(value))}" if value else ""
 
 
 def run_targets():

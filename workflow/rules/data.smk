@@ -11,7 +11,7 @@ if STUDY.raw["synthetic_data"]:
         log:
             "logs/smoke_data.log",
         shell:
-            "hskd make-smoke-data --out-dir {params.out} > {log} 2>&1"
+            "hskd make-smoke-data --out-dir {params.out:q} > {log:q} 2>&1"
 
 
 rule prepare_data:
@@ -20,7 +20,7 @@ rule prepare_data:
     output:
         **{split: paths.DATA.format(results=R, task="{task}", split=split) for split in ("train", "heldout", "dev")},
     params:
-        glue_dir=STUDY.glue_dir or "",
+        glue_dir=optional("--glue-dir", STUDY.glue_dir),
         tokenizer=STUDY.teacher.model,
         max_seq_length=lambda w: STUDY.data.seq_len(w.task),
         train_subset=STUDY.data.train_subset or 0,
@@ -32,6 +32,6 @@ rule prepare_data:
     log:
         "logs/{task}/prepare_data.log",
     shell:
-        "hskd prepare-data --task {wildcards.task} --glue-dir '{params.glue_dir}' --tokenizer '{params.tokenizer}'"
-        " --max-seq-length {params.max_seq_length} --train-subset {params.train_subset}"
-        " --heldout-size {params.heldout_size} --seed {params.seed} --out-dir {params.out_dir} > {log} 2>&1"
+        "hskd prepare-data --task {wildcards.task} {params.glue_dir} --tokenizer {params.tokenizer:q}"
+        " --max-seq-length {params.max_seq_length:q} --train-subset {params.train_subset:q}"
+        " --heldout-size {params.heldout_size:q} --seed {params.seed:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -6,7 +6,7 @@ rule distill:
                                  length="{length}", width="{width}", lr="{lr}", seed="{seed}"),
     params:
         settings=run_settings,
-        store=lambda w, input: input.get("store", ""),
+        store=lambda w, input: optional("--store", input.get("store", "")),
     threads: STUDY.threads
     resources:
         gpu=1 if STUDY.raw["gpu"] else 0,
@@ -18,7 +18,7 @@ rule distill:
     log:
         "logs/{task}/runs/{student}/depth={depth}/length={length}/width={width}/lr={lr}/seed={seed}.log",
     shell:
-        "hskd distill --settings '{params.settings}' --student-dir {input.student}"
-        " --teacher-dir $(dirname {input.weights}) --train {input.train} --heldout {input.heldout}"
-        " --dev {input.dev} --logits {input.logits} --store '{params.store}' --out {output}"
-        " --checkpoint-minutes {resources.checkpoint_minutes} > {log} 2>&1"
+        "hskd distill --settings {params.settings:q} --student-dir {input.student:q}"
+        " --teacher-dir \"$(dirname {input.weights:q})\" --train {input.train:q} --heldout {input.heldout:q}"
+        " --dev {input.dev:q} --logits {input.logits:q} {params.store} --out {output:q}"
+        " --checkpoint-minutes {resources.checkpoint_minutes} > {log:q} 2>&1"

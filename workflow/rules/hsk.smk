@@ -25,7 +25,7 @@ for _task in STUDY.tasks:
         log:
             f"logs/{_task}/extract.log",
         shell:
-            "hskd extract --teacher-dir $(dirname {input.weights}) --train {input.train}"
-            " --stores '{params.stores}' --logits {output.logits} --manifest {output.manifest}"
-            " --threads {threads} --precision {params.precision} --teacher-margin {resources.teacher_margin}"
-            " > {log} 2>&1"
+            "hskd extract --teacher-dir \"$(dirname {input.weights:q})\" --train {input.train:q}"
+            " --stores {params.stores:q} --logits {output.logits:q} --manifest {output.manifest:q}"
+            " --threads {threads} --precision {params.precision:q} --teacher-margin {resources.teacher_margin}"
+            " > {log:q} 2>&1"

@@ -24,8 +24,8 @@ rule aggregate:
     log:
         "logs/aggregate.log",
     shell:
-        "hskd aggregate --results {params.results} --out {params.out} --select-on {params.select_on}"
-        " --value {params.value} --margin {params.margin} --alpha {params.alpha} > {log} 2>&1"
+        "hskd aggregate --results {params.results:q} --out {params.out:q} --select-on {params.select_on:q}"
+        " --value {params.value:q} --margin {params.margin:q} --alpha {params.alpha:q} > {log:q} 2>&1"
 
 
 rule plot:
@@ -42,10 +42,10 @@ rule plot:
                      caption="../report/joint.rst", category="Figures"),
     params:
         out=lambda w, output: os.path.dirname(output.joint[0]),
-        tasks=" ".join(STUDY.tasks),
+        tasks=STUDY.tasks,
     conda:
         "../../envs/hskd.yaml"
     log:
         "logs/plot.log",
     shell:
-        "hskd plot --summary {input.summary} --references {input.references} --out {params.out} --tasks {params.tasks} > {log} 2>&1"
+        "hskd plot --summary {input.summary:q} --references {input.references:q} --out {params.out:q} --tasks {params.tasks:q} > {log:q} 2>&1"

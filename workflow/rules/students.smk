@@ -15,6 +15,6 @@ rule init_student:
     log:
         "logs/{task}/init_student_{student}.log",
     shell:
-        "hskd init-student --task {wildcards.task} --settings '{params.settings}'"
-        " --teacher-dir $(dirname {input.weights}) --train {input.train} --out-dir {output}"
-        " --seed {params.seed} --threads {threads} --teacher-margin {resources.teacher_margin} > {log} 2>&1"
+        "hskd init-student --task {wildcards.task} --settings {params.settings:q}"
+        " --teacher-dir \"$(dirname {input.weights:q})\" --train {input.train:q} --out-dir {output:q}"
+        " --seed {params.seed:q} --threads {threads} --teacher-margin {resources.teacher_margin} > {log:q} 2>&1"

@@ -22,6 +22,6 @@ rule finetune_teacher:
     log:
         "logs/{task}/finetune_teacher.log",
     shell:
-        "hskd finetune-teacher --task {wildcards.task} --settings '{params.settings}'"
-        " --data-dir $(dirname {input.train}) --out-dir {params.out_dir} --threads {threads} {params.group}"
-        " --checkpoint-minutes {resources.checkpoint_minutes} --precision {params.precision} > {log} 2>&1"
+        "hskd finetune-teacher --task {wildcards.task} --settings {params.settings:q}"
+        " --data-dir \"$(dirname {input.train:q})\" --out-dir {params.out_dir:q} --threads {threads} {params.group:q}"
+        " --checkpoint-minutes {resources.checkpoint_minutes} --precision {params.precision:q} > {log:q} 2>&1"
