@@ -549,23 +549,23 @@ def minimum_hsk(
         b = base.loc[(task, student)]
         full = group[group["cell"] == b["full_cell"]]
         full_values = _seed_values(runs, full.iloc[0], decided_on) if len(full) else np.array([])
+        cell_values = [_seed_values(runs, cell, decided_on) for _, cell in candidates.iterrows()]
         tests = [
-            noninferiority(_seed_values(runs, cell, decided_on), full_values, margin, alpha)
-            if cell["n_collapsed"] == 0 and not b["full_n_collapsed"] else (math.nan, math.nan)
-            for _, cell in candidates.iterrows()
+            noninferiority(values, full_values, margin, alpha)
+            if collapsed == 0 and not b["full_n_collapsed"] else (math.nan, math.nan)
+            for values, collapsed in zip(cell_values, candidates["n_collapsed"], strict=True)
         ]
         p_values = [p for p, _ in tests]
         rejected = holm(p_values, alpha)
         table = candidates.assign(
             decided_on=decided_on,
-            diff_vs_full=[_seed_values(runs, cell, decided_on).mean() - full_values.mean()
-                          if len(full_values) else math.nan for _, cell in candidates.iterrows()],
+            diff_vs_full=[values.mean() - full_values.mean() if len(full_values) else math.nan
+                          for values in cell_values],
             diff_lower_bound=[bound for _, bound in tests],
             p_value=p_values,
             decision=_decide(candidates, p_values, rejected),
         )  # fmt: skip
-        samples = [full_values, *(_seed_values(runs, cell, decided_on) for _, cell in candidates.iterrows())]
-        variances = [values.var(ddof=1) for values in samples if len(values) >= 2]
+        variances = [values.var(ddof=1) for values in (full_values, *cell_values) if len(values) >= 2]
         table["pooled_seed_std"] = math.sqrt(sum(variances) / len(variances)) if variances else math.nan
         shown = table["decision"] == "non-inferior"
         table["minimum"] = False
