@@ -95,8 +95,12 @@ def test_select_tokens_errors(scheme, keep, attn, message):
 # --------------------------------------------------------------------------------------------- width
 
 
-@pytest.mark.parametrize(("fraction", "count"), [(0.25, 2), (0.35, 4), (0.01, 1), (1.0, 10)])
-@pytest.mark.parametrize("scheme", ["random", "uniform"])
+@pytest.mark.parametrize(
+    ("scheme", "fraction", "count"),
+    # random: round(f * D) (half to even); uniform, as the paper's code: int(f * D), at least 1
+    [("random", 0.25, 2), ("random", 0.35, 4), ("random", 0.01, 1), ("random", 1.0, 10),
+     ("uniform", 0.25, 2), ("uniform", 0.35, 3), ("uniform", 0.01, 1), ("uniform", 1.0, 10)],
+)  # fmt: skip
 def test_static_width_kept_counts(scheme, fraction, count):
     mask = width_mask(scheme, fraction, torch.zeros(3, 4, 10), torch.Generator().manual_seed(0))
     assert mask.shape == (10,)
@@ -104,7 +108,12 @@ def test_static_width_kept_counts(scheme, fraction, count):
     assert int(mask.sum()) == count
 
 
-@pytest.mark.parametrize(("size", "fraction", "expected"), [(10, 0.3, [0, 3, 6]), (10, 0.4, [0, 2, 5, 7])])
+# round(i / f) for i < int(f * D): 0.3 -> 0, 3.33, 6.67; 0.4 -> 0, 2.5 (half to even: 2), 5, 7.5 (8);
+# 0.1 of 384 -> int(38.4) = 38 dims 0, 10, ..., 370
+@pytest.mark.parametrize(
+    ("size", "fraction", "expected"),
+    [(10, 0.3, [0, 3, 7]), (10, 0.4, [0, 2, 5, 8]), (384, 0.1, list(range(0, 380, 10)))],
+)
 def test_uniform_index(size, fraction, expected):
     assert width_index("uniform", fraction, size).tolist() == expected
 

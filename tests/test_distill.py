@@ -128,11 +128,11 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_the_same_result(tiny_t
     uninterrupted = _run(tiny_task, extracted, tmp_path, 1, "cached", "a.json")
     real_loss, calls = distill.prediction_kd_loss, []
 
-    def interrupted_at_step_4(*args):
+    def interrupted_at_step_4(*args, **kwargs):
         calls.append(1)
         if len(calls) == 4:  # stage 2 (5 steps) has evaluated dev once, at step 3
             raise RuntimeError("interrupted")
-        return real_loss(*args)
+        return real_loss(*args, **kwargs)
 
     monkeypatch.setattr(distill, "prediction_kd_loss", interrupted_at_step_4)
     with pytest.raises(RuntimeError, match="interrupted"):
@@ -155,7 +155,7 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_the_same_result(tiny_t
 def test_a_saved_state_of_other_settings_is_ignored(tiny_task, extracted, tmp_path, monkeypatch):
     real_loss = distill.prediction_kd_loss
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         raise RuntimeError("interrupted")
 
     monkeypatch.setattr(distill, "prediction_kd_loss", interrupted)

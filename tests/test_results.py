@@ -277,9 +277,9 @@ def test_the_minimum_is_chosen_on_the_held_out_slice_and_reported_on_dev(tmp_pat
 
 def test_aggregate_writes_outputs_and_lists_missing(minimum_tree: Path, tmp_path_factory) -> None:
     out = tmp_path_factory.mktemp("out")
-    present = str(next(minimum_tree.glob("*/runs/**/metrics.json")))
+    present = [str(path) for path in minimum_tree.glob("*/runs/**/metrics.json")]
     absent = str(minimum_tree / "rte/runs/s4/depth=top6-2/length=all/width=all/lr=5e-05/seed=1/metrics.json")
-    assert aggregate(minimum_tree, out, expected=[present, absent]) == [absent]
+    assert aggregate(minimum_tree, out, expected=[*present, absent]) == [absent]
     for kind in ("depth", "length", "width", "joint"):
         for ext in ("csv", "md", "tex"):
             assert (out / f"{kind}.{ext}").stat().st_size > 0
@@ -295,8 +295,28 @@ def test_aggregate_writes_outputs_and_lists_missing(minimum_tree: Path, tmp_path
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
 
 
+def test_aggregate_reads_only_the_runs_it_is_given(minimum_tree: Path, tmp_path_factory, capsys) -> None:
+    asked = sorted(str(path) for path in minimum_tree.glob("*/runs/**/metrics.json"))
+    # a run left over from an earlier config, far better than anything asked for
+    stale = write_run(minimum_tree, depth="top6-1", length="cls-1", hsk_fraction=0.001, seed=7, dev_final=0.99)
+    out = tmp_path_factory.mktemp("out")
+    aggregate(minimum_tree, out, expected=asked)
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 16 and 0.99 not in runs["dev_final"].tolist()
+    assert f"ignored (not in this config): {stale}" in capsys.readouterr().err
+    aggregate(minimum_tree, out)  # by hand, without a config: everything found
+    assert 0.99 in pd.read_csv(out / "runs.csv")["dev_final"].tolist()
+
+
+def test_aggregate_on_a_missing_folder_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="results folder .*nosuch does not exist"):
+        aggregate(tmp_path / "nosuch", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_aggregate_on_empty_results_writes_headers(tmp_path: Path) -> None:
     out = tmp_path / "out"
+    (tmp_path / "results").mkdir()
     assert aggregate(tmp_path / "results", out) == []
     assert pd.read_csv(out / "width.csv").empty
     assert list(pd.read_csv(out / "minimum_hsk.csv").columns)[:3] == ["task", "student", "cell"]

@@ -55,7 +55,7 @@ def test_stage2_distils_the_cached_teacher_logits(tiny_task, setup, monkeypatch)
     teacher_logits, seen = load_logits(setup["logits"]), []
     real = distill.prediction_kd_loss
     monkeypatch.setattr(distill, "prediction_kd_loss",
-                        lambda s, t, temperature: seen.append(t) or real(s, t, temperature))  # fmt: skip
+                        lambda s, t, temperature, **k: seen.append(t) or real(s, t, temperature, **k))  # fmt: skip
     run(tiny_task, setup, NONE, "teacher_logits.json")
     targets = torch.cat(seen)
     assert len(targets) == len(teacher_logits) * 2  # two epochs (prediction-only: stage 1 + stage 2)

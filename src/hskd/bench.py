@@ -29,7 +29,7 @@ from transformers import BertConfig, PreTrainedModel
 from hskd.compression import Cell, compress_batch, expand_joint, parse_cell
 from hskd.data import TokenizedSplit
 from hskd.distill import CachedHSK, OnlineHSK, stage1_loss
-from hskd.extract import WIDTH_SEED, StoreTarget, manifest_row, store_writer
+from hskd.extract import StoreTarget, manifest_row, store_writer
 from hskd.grid import GLUE_TRAIN_SIZES, store_bytes_lower_bound
 from hskd.io import package_versions, write_json_atomic
 from hskd.models import random_classifier
@@ -163,7 +163,7 @@ def write_store(path: Path, target: StoreTarget, split: TokenizedSplit, teacher:
             batch, size = split.batch(index), len(index)
             hsk = compress_batch(
                 target.cell, hidden[:, :size], cls_attention[:size], batch["input_ids"], batch["attention_mask"],
-                SEP_ID, target.student_layers, width_seed=WIDTH_SEED,
+                SEP_ID, target.student_layers,
             )  # fmt: skip
             writer.write(int(index[0]), hsk)
     return manifest_row(target, writer, len(split), teacher.hidden, seq_len)

@@ -13,6 +13,8 @@ from pathlib import Path
 from hskd.config import PRECISIONS, ConfigError, Shape, StageConfig, StudentConfig, TeacherConfig
 from hskd.glue import GlueFormatError
 from hskd.guards import WeakTeacherError, check_teacher_margin
+from hskd.protocol import PRESETS
+from hskd.protocol import from_dict as protocol_from_dict
 from hskd.store import StoreMismatchError
 
 
@@ -73,7 +75,8 @@ def cmd_extract(args) -> None:
         StoreTarget(row["student"], row["student_layers"], parse_cell(row["cell"]), row["path"])
         for row in _json(args.stores)
     ]
-    manifest = extract(args.teacher_dir, args.train, targets, args.logits, args.manifest, args.threads, args.precision)
+    manifest = extract(args.teacher_dir, args.train, targets, args.logits, args.manifest, args.threads, args.precision,
+                       protocol_from_dict(_json(args.protocol)))  # fmt: skip
     print(f"extract: {manifest['teacher_forward_passes']} teacher batches, {len(targets)} stores")
 
 
@@ -97,8 +100,11 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(evaluate_checkpoint(args.model, args.task, args.split, args.threads, args.precision), indent=2))
 
 
-def _expected_runs(configfiles: list[str], results: str) -> list[str] | None:
-    """metrics.json paths the given config files (merged in order, as Snakemake does) ask for."""
+def _expected_runs(configfiles: list[str], results: str, runs_from: str) -> list[str] | None:
+    """metrics.json paths listed in `runs_from`, or asked for by the config files (merged in order, as
+    Snakemake does); None when neither is given."""
+    if runs_from:
+        return [line for line in Path(runs_from).read_text(encoding="utf-8").splitlines() if line]
     if not configfiles:
         return None
     import yaml
@@ -116,7 +122,7 @@ def _expected_runs(configfiles: list[str], results: str) -> list[str] | None:
 def cmd_aggregate(args) -> None:
     from hskd.results import aggregate
 
-    expected = _expected_runs(args.configfile, args.results)
+    expected = _expected_runs(args.configfile, args.results, args.runs_from)
     missing = aggregate(args.results, args.out, select_on=args.select_on, value_column=args.value,
                         expected=expected, alpha=args.alpha, margin=args.margin)
     if missing:
@@ -211,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logits", required=True)
     p.add_argument("--manifest", required=True)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--protocol", default=json.dumps(PRESETS["hskd"].as_dict()),
+                   help="protocol choices as JSON (hskd.protocol.Protocol fields; default: the hskd protocol)")
     _add_precision(p)
     _add_teacher_margin(p)
     p.set_defaults(func=cmd_extract)
@@ -239,7 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=0.01, help="non-inferiority margin, metric units")
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise error of the non-inferiority decisions")
     p.add_argument("--configfile", action="append", default=[],
-                   help="config file(s) of the study (merged in order): list the runs it asks for that are missing")
+                   help="config file(s) of the study (merged in order): tables hold only the runs it asks for; "
+                        "missing and other runs are listed")
+    p.add_argument("--runs-from", default="",
+                   help="file listing the metrics.json paths to read, one per line (what the aggregate rule passes); "
+                        "other runs under --results are ignored")
     p.set_defaults(func=cmd_aggregate)
 
     p = sub.add_parser("plot", help="figures from results/tables/summary.csv")
@@ -263,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     print("hskd", *(argv if argv is not None else sys.argv[1:]), file=sys.stderr, flush=True)
     try:
         args.func(args)
-    except (ConfigError, GlueFormatError, StoreMismatchError, WeakTeacherError, FileNotFoundError) as err:
+    except (ConfigError, GlueFormatError, StoreMismatchError, WeakTeacherError, FileNotFoundError,
+            FloatingPointError) as err:
         # bad input: one line naming the file or key; anything else is a bug and keeps its traceback
         sys.exit(f"hskd {args.command}: error: {err}")
 

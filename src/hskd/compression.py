@@ -10,8 +10,10 @@ dimensions, one hive-style path segment each:
 - length (``length=<scheme>-<k>``, ``length=all``): k tokens per example chosen by `select_tokens`
   (``left``, ``attention``, ``attention_nosep``, ``cls``).
 - width (``width=<scheme>-<fraction>``, ``width=all``): a fraction of the hidden values kept by
-  `width_mask` (``random`` and ``uniform`` keep the same dims everywhere; ``magnitude`` keeps the
-  largest |values| of each example and layer).
+  `width_mask` (``random``, ``bernoulli`` and ``uniform`` keep the same dims everywhere; ``magnitude``
+  keeps the largest |values| of each example and layer; ``magnitude_batch``, the paper code's, keeps
+  those of each layer over a whole training batch, so it is applied at training time by
+  `batch_magnitude_mask`).
 
 `compress_batch` applies a cell to a teacher forward pass and is shared by offline extraction and
 online distillation. `hsk_loss` has two modes: ``paper`` is the MSE over the full vectors of the
@@ -29,8 +31,12 @@ import torch
 import torch.nn.functional as F
 
 LENGTH_SCHEMES = ("left", "attention", "attention_nosep", "cls")
-WIDTH_SCHEMES = ("random", "uniform", "magnitude")
-STATIC_WIDTH_SCHEMES = ("random", "uniform")
+WIDTH_SCHEMES = ("random", "bernoulli", "uniform", "magnitude", "magnitude_batch")
+STATIC_WIDTH_SCHEMES = ("random", "bernoulli", "uniform")
+BATCH_WIDTH_SCHEMES = ("magnitude_batch",)  # depend on the training batch: stored at full width
+# Static width schemes draw their dims from a generator with this seed: every run of a cell, and its store,
+# sees the same dims.
+WIDTH_SEED = 0
 LOSS_MODES = ("paper", "masked")
 
 
@@ -75,12 +81,14 @@ def select_tokens(
     attention_mask: torch.Tensor,
     cls_attention: torch.Tensor | None,
     sep_token_id: int,
+    sep_below_padding: bool = False,
 ) -> torch.Tensor:
     """Positions [B, keep] of the tokens kept by `scheme`, sorted ascending.
 
     Padding is chosen only once real tokens run out (and [SEP], for ``attention_nosep``, only once the
-    other real tokens do); ties go to the lower position. `cls_attention` [B, T] (teacher attention
-    from [CLS] to each position, averaged over heads) is needed only by the attention schemes.
+    other real tokens do, or with `sep_below_padding` only once padding does too); ties go to the lower
+    position. `cls_attention` [B, T] (teacher attention from [CLS] to each position, averaged over heads)
+    is needed only by the attention schemes.
     """
     batch, length = input_ids.shape
     if scheme not in LENGTH_SCHEMES:
@@ -101,7 +109,7 @@ def select_tokens(
     real = attention_mask.bool()
     tier = (~real).long() * 2
     if scheme == "attention_nosep":
-        tier = tier + (real & (input_ids == sep_token_id)).long()
+        tier = tier + (real & (input_ids == sep_token_id)).long() * (3 if sep_below_padding else 1)
     # Lexicographic (tier, -score, position) via two stable sorts: exact ties and deterministic on any
     # device, unlike topk or an epsilon tie-break.
     by_score = torch.sort(score, dim=-1, descending=True, stable=True).indices
@@ -122,16 +130,24 @@ def _kept_count(fraction: float, total: int) -> int:
 def width_index(
     scheme: str, fraction: float, hidden_size: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Sorted LongTensor of the hidden dims kept by a static scheme (``random`` or ``uniform``).
+    """Sorted LongTensor of the hidden dims kept by a static scheme.
 
-    ``random`` draws from `generator` (pass a freshly seeded one for a reproducible subset);
-    ``uniform`` keeps dims i * D // n for i < n.
+    ``random``: round(f * D) dims, the first of a permutation drawn from `generator` (pass a freshly
+    seeded one for a reproducible subset). ``bernoulli`` (the paper code's random mask): each dim kept
+    when a uniform draw from `generator` exceeds 1 - f, so the count varies (the largest draw is kept if
+    none is). ``uniform`` (the paper code's): dims round(i / f) for i < int(f * D), those below D.
     """
-    count = _kept_count(fraction, hidden_size)
+    _kept_count(fraction, hidden_size)  # range check
     if scheme == "uniform":
-        return torch.arange(count) * hidden_size // count
+        count = max(1, int(fraction * hidden_size))
+        return torch.tensor(sorted({d for i in range(count) if (d := round(i / fraction)) < hidden_size}))
     if scheme == "random":
+        count = _kept_count(fraction, hidden_size)
         return torch.randperm(hidden_size, generator=generator)[:count].sort().values
+    if scheme == "bernoulli":
+        draws = torch.rand(hidden_size, generator=generator)
+        kept = (draws > 1 - fraction).nonzero().flatten()
+        return kept if kept.numel() else draws.argmax().view(1)
     expected = ", ".join(STATIC_WIDTH_SCHEMES)
     raise ValueError(f"unknown static width scheme {scheme!r} (expected one of {expected})")
 
@@ -150,6 +166,8 @@ def width_mask(
         mask = torch.zeros(hidden_size, dtype=torch.bool, device=teacher_hidden.device)
         mask[width_index(scheme, fraction, hidden_size, generator).to(teacher_hidden.device)] = True
         return mask
+    if scheme in BATCH_WIDTH_SCHEMES:
+        return torch.ones(teacher_hidden.shape[-1], dtype=torch.bool, device=teacher_hidden.device)
     if scheme == "magnitude":
         flat = teacher_hidden.abs().flatten(-2)
         count = _kept_count(fraction, flat.shape[-1])
@@ -157,6 +175,35 @@ def width_mask(
         top = torch.sort(flat, dim=-1, descending=True, stable=True).indices[..., :count]
         return torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, top, True).view(teacher_hidden.shape)
     raise ValueError(f"unknown width scheme {scheme!r} (expected one of {', '.join(WIDTH_SCHEMES)})")
+
+
+def batch_magnitude_mask(target: torch.Tensor, fraction: float, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """``magnitude_batch`` keep mask [B, L, K, D] of a batch's full-width target [B, L, K, D], as the paper's
+    code: per layer, one threshold over the whole batch, the int(f * n)-th largest |value| of its n values,
+    and every value at or above it kept (ties too). `valid` (bool [B, K]) limits the values ranked and n
+    to those tokens (masked padding); None ranks every position, padding included (the paper).
+    """
+    magnitude = target.abs()
+    if valid is not None:
+        magnitude = magnitude * valid[:, None, :, None]
+    per_layer = magnitude.transpose(0, 1).flatten(1)  # [L, B*K*D]
+    ranked = per_layer.shape[1] if valid is None else int(valid.sum()) * target.shape[-1]
+    count = max(1, int(fraction * ranked))
+    threshold = per_layer.topk(count, dim=1).values[:, -1]
+    keep = magnitude >= threshold[None, :, None, None]
+    return keep if valid is None else keep & valid[:, None, :, None]
+
+
+def real_fraction(
+    keep_mask: torch.Tensor, token_index: torch.Tensor, lengths: torch.Tensor, hidden_states: int
+) -> torch.Tensor:
+    """Per example [B], the share of its real-token HSK a cell keeps: kept values on non-padding positions
+    / (real tokens x (Ls + 1) x D). `keep_mask` broadcasts to [B, L, K, D] (L distilled layers); `token_index`
+    [B, K] are the kept positions, `lengths` [B] the real-token counts and `hidden_states` = Ls + 1."""
+    batch, tokens = token_index.shape
+    real = (token_index.to(lengths.device) < lengths[:, None])[:, None, :, None]
+    kept = (keep_mask.to(lengths.device) & real).expand(batch, -1, tokens, keep_mask.shape[-1])
+    return kept.flatten(1).sum(1).float() / (lengths.float() * hidden_states * keep_mask.shape[-1])
 
 
 # ----------------------------------------------------------------------------------------------- loss
@@ -356,8 +403,10 @@ class Cell:
     def hsk_fraction(self, student_layers: int, max_seq_length: int, hidden_size: int | None = None) -> float:
         """Kept HSK values / full HSK values, full = (Ls + 1) x max_seq_length x D.
 
-        With `hidden_size`, the width factor is the exact kept count (round(f * D) / D, or
-        round(f * K * D) / (K * D) for magnitude); without it, the nominal fraction f.
+        With `hidden_size`, the width factor is the exact kept count (that of `width_index` / D, or
+        round(f * K * D) / (K * D) for magnitude); without it, or for magnitude_batch (whose count depends
+        on the batch), the nominal fraction f. Padding counts: see `real_fraction` for the share of the
+        real tokens' HSK.
         """
         if self.is_none:
             return 0.0
@@ -367,11 +416,13 @@ class Cell:
         width = self.width
         if width.scheme is None:
             width_part = 1.0
-        elif hidden_size is None:
+        elif hidden_size is None or width.scheme in BATCH_WIDTH_SCHEMES:
             width_part = width.fraction
+        elif width.scheme == "magnitude":
+            width_part = _kept_count(width.fraction, tokens * hidden_size) / (tokens * hidden_size)
         else:
-            per_slice = hidden_size * (tokens if width.scheme == "magnitude" else 1)
-            width_part = _kept_count(width.fraction, per_slice) / per_slice
+            generator = torch.Generator().manual_seed(WIDTH_SEED)
+            width_part = len(width_index(width.scheme, width.fraction, hidden_size, generator)) / hidden_size
         return layer_part * token_part * width_part
 
     def paper_name(self) -> str:
@@ -481,13 +532,15 @@ def compress_batch(
     attention_mask: torch.Tensor,
     sep_token_id: int,
     student_layers: int,
-    width_seed: int = 0,
+    width_seed: int = WIDTH_SEED,
+    sep_below_padding: bool = False,
 ) -> HSKBatch:
     """Compress one teacher forward pass for `cell` (any cell but depth=none).
 
     `hidden_states`: the teacher's Lt + 1 tensors [B, T, D] (or one stacked [Lt + 1, B, T, D]).
     Static width schemes draw their dims from a generator seeded with `width_seed`, so every batch
-    keeps the same dims; magnitude ranks only the values of real (non-padding) selected tokens.
+    keeps the same dims; magnitude ranks only the values of real (non-padding) selected tokens;
+    ``magnitude_batch`` keeps every value here (its mask is drawn per training batch).
     """
     if cell.is_none:
         raise ValueError("depth=none has no HSK to compress")
@@ -499,7 +552,8 @@ def compress_batch(
         token_index = torch.arange(length, device=input_ids.device).expand(batch, length)
     else:
         token_index = select_tokens(
-            cell.length.scheme, cell.length.keep, input_ids, attention_mask, cls_attention, sep_token_id
+            cell.length.scheme, cell.length.keep, input_ids, attention_mask, cls_attention, sep_token_id,
+            sep_below_padding,
         )
     layers = torch.stack([hidden_states[index] for index in teacher], dim=1)  # [B, L, T, D]
     hidden_size = layers.shape[-1]

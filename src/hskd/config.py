@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hskd import glue
+from hskd import glue, protocol
 from hskd.models import OFFLINE_MODELS, resolve_model_name
+from hskd.protocol import Protocol
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 PRECISIONS = ("auto", "fp32", "bf16")  # the schema's `precision` values (hskd.training.autocast_dtype)
@@ -121,6 +122,7 @@ class StudyConfig:
     teacher_margin: float | None
     width_loss: str
     freeze_word_embeddings: bool
+    protocol: Protocol
     data: DataConfig
     teacher: TeacherConfig
     students: dict[str, StudentConfig]
@@ -143,6 +145,13 @@ def _stage(value: dict) -> StageConfig:
     return StageConfig(**value)
 
 
+def _protocol(config: dict[str, Any]) -> Protocol:
+    try:
+        return protocol.resolve(config["protocol"], config["protocol_choices"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 def from_dict(config: dict[str, Any]) -> StudyConfig:
     """Build the typed config from a dict already validated (and defaulted) by the JSON schema."""
     grid = config["grid"]
@@ -163,6 +172,7 @@ def from_dict(config: dict[str, Any]) -> StudyConfig:
         teacher_margin=config["teacher_margin"],
         width_loss=config["width_loss"],
         freeze_word_embeddings=config["freeze_word_embeddings"],
+        protocol=_protocol(config),
         data=DataConfig(**config["data"]),
         teacher=TeacherConfig(**{**config["teacher"], "random_init": _shape(config["teacher"]["random_init"])}),
         students=students,

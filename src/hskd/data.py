@@ -130,10 +130,10 @@ class TokenizedSplit:
     def max_seq_length(self) -> int:
         return self.input_ids.shape[1]
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Model inputs of the examples `index`, padded to the longest of them."""
+    def batch(self, index: torch.Tensor, pad_to: int | None = None) -> dict[str, torch.Tensor]:
+        """Model inputs of the examples `index`, padded to the longest of them (or to `pad_to`)."""
         lengths = self.lengths[index]
-        width = int(lengths.max())
+        width = pad_to or int(lengths.max())
         positions = torch.arange(width)
         return {
             "input_ids": self.input_ids[index, :width].long(),

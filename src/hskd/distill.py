@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from hskd import glue
-from hskd.compression import Cell, HSKBatch, hsk_loss, parse_cell
+from hskd.compression import (
+    BATCH_WIDTH_SCHEMES,
+    Cell,
+    HSKBatch,
+    batch_magnitude_mask,
+    hsk_loss,
+    parse_cell,
+    real_fraction,
+)
 from hskd.config import StageConfig
 from hskd.data import TokenizedSplit
 from hskd.extract import compress_pass
@@ -19,11 +27,21 @@ from hskd.grid import store_bytes_per_example
 from hskd.io import package_versions, peak_rss_mb, write_json_atomic
 from hskd.models import load_tokenizer
 from hskd.paths import cell_wildcards
+from hskd.protocol import PRESETS, Protocol
 from hskd.resume import Checkpoint, job_key
-from hskd.store import HSKStore, dir_sha256, file_sha256, load_logits
+from hskd.store import HSKStore, StoreMismatchError, dir_sha256, file_sha256, load_logits
 from hskd.students import Student, load_student
 from hskd.teacher import attention_implementation, load_teacher, teacher_fingerprint, teacher_pass
-from hskd.training import Optimisation, collapse_report, evaluate, fit, predict, prediction_kd_loss, setup_runtime
+from hskd.training import (
+    Optimisation,
+    collapse_report,
+    evaluate,
+    fit,
+    predict,
+    prediction_kd_loss,
+    setup_runtime,
+    task_loss,
+)
 
 RESUME_SUFFIX = ".resume.pt"  # beside the run's metrics.json: metrics.resume.pt
 
@@ -45,6 +63,11 @@ class RunSettings:
     threads: int
     kd_mode: str  # cached | online (depth=none runs have no HSK stage)
     precision: str = "auto"  # hskd.config.PRECISIONS
+    protocol: dict[str, str] = field(default_factory=PRESETS["hskd"].as_dict)  # hskd.protocol.Protocol fields
+
+    @property
+    def choices(self) -> Protocol:
+        return Protocol(**self.protocol)
 
 
 @dataclass(frozen=True)
@@ -61,7 +84,16 @@ class RunInputs:
 class CachedHSK:
     """HSK targets of a batch read from a store; the teacher is never loaded."""
 
-    def __init__(self, store: HSKStore):
+    def __init__(self, store: HSKStore, cell: Cell | None = None, protocol: Protocol = PRESETS["hskd"]):
+        """Refuses a store of another cell (when `cell` is given) or built under other protocol choices."""
+        expected = {"hsk_padding": protocol.hsk_padding, "sep_rank": protocol.sep_rank}
+        if cell is not None:
+            expected["cell"] = str(cell)
+        for key, value in expected.items():
+            found = store.metadata.get(key, PRESETS["hskd"].as_dict().get(key))
+            if found != value:
+                raise StoreMismatchError(f"{store.path}: store has {key} {found!r} but this run needs {value!r}; "
+                                         "re-run extraction")  # fmt: skip
         self.store = store
 
     def __call__(self, index: torch.Tensor, batch: dict[str, torch.Tensor]) -> HSKBatch:
@@ -71,43 +103,84 @@ class CachedHSK:
 class OnlineHSK:
     """HSK targets of a batch computed by running the teacher now, with the same compression code."""
 
-    def __init__(self, teacher, sep_token_id: int, cell: Cell, student_layers: int, max_seq_length: int):
+    def __init__(
+        self, teacher, sep_token_id: int, cell: Cell, student_layers: int, max_seq_length: int,
+        sep_below_padding: bool = False,
+    ):  # fmt: skip
         """Sets `teacher`'s attention implementation to the fastest one that gives what `cell` needs."""
         teacher.set_attn_implementation(attention_implementation(cell.length.needs_attention))
         self.teacher, self.sep_token_id = teacher, sep_token_id
         self.cell, self.student_layers, self.max_seq_length = cell, student_layers, max_seq_length
+        self.sep_below_padding = sep_below_padding
 
     @classmethod
-    def load(cls, teacher_dir: str, cell: Cell, student_layers: int, max_seq_length: int, device) -> OnlineHSK:
+    def load(
+        cls, teacher_dir: str, cell: Cell, student_layers: int, max_seq_length: int, device,
+        protocol: Protocol = PRESETS["hskd"],
+    ) -> OnlineHSK:  # fmt: skip
         teacher = load_teacher(teacher_dir, device)
-        return cls(teacher, load_tokenizer(teacher_dir).sep_token_id, cell, student_layers, max_seq_length)
+        sep = load_tokenizer(teacher_dir).sep_token_id
+        return cls(teacher, sep, cell, student_layers, max_seq_length, protocol.sep_below_padding)
 
     def __call__(self, index: torch.Tensor, batch: dict[str, torch.Tensor]) -> HSKBatch:
         result = teacher_pass(self.teacher, batch, self.max_seq_length, self.cell.length.needs_attention)
-        return compress_pass(self.cell, result, self.sep_token_id, self.student_layers)
+        return compress_pass(self.cell, result, self.sep_token_id, self.student_layers, self.sep_below_padding)
 
 
 def _student_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {name: batch[name] for name in ("input_ids", "attention_mask", "token_type_ids")}
 
 
-def stage1_loss(student: Student, batch: dict[str, torch.Tensor], hsk: HSKBatch, mode: str) -> torch.Tensor:
-    """Sum over the cell's layers of the HSK loss on the cell's tokens and width mask.
+@dataclass
+class Stage1Loss:
+    """The stage-1 loss of a batch, and the mean real-token HSK fraction (`real_fraction`) of what it used.
 
-    Selected positions that are padding carry no loss; the token axis is cut to the batch's largest
-    count of real selected tokens (real positions precede padding and indices are sorted)."""
+    `padding_counts` (paper protocol): batches come padded to max_seq_length and every selected position
+    counts, padding too. Otherwise selected positions that are padding carry no loss and the token axis is
+    cut to the batch's largest count of real selected tokens (real positions precede padding, indices are
+    sorted). A ``magnitude_batch`` cell's mask is drawn here, from the batch's target."""
+
+    student: Student
+    cell: Cell
+    mode: str
+    padding_counts: bool
+    totals: dict = field(default_factory=lambda: {"real_sum": 0.0, "real_count": 0})  # saved with a checkpoint
+
+    def __call__(self, batch: dict[str, torch.Tensor], hsk: HSKBatch) -> torch.Tensor:
+        fractions: list[torch.Tensor] = []
+        loss = stage1_loss(self.student, batch, hsk, self.mode, self.padding_counts, self.cell, fractions)
+        self.totals["real_sum"] += float(fractions[0].sum())
+        self.totals["real_count"] += len(fractions[0])
+        return loss
+
+    @property
+    def real_fraction(self) -> float | None:
+        count = self.totals["real_count"]
+        return round(self.totals["real_sum"] / count, 6) if count else None
+
+
+def stage1_loss(
+    student: Student, batch: dict[str, torch.Tensor], hsk: HSKBatch, mode: str, padding_counts: bool = False,
+    cell: Cell | None = None, real_fractions: list[torch.Tensor] | None = None,
+) -> torch.Tensor:  # fmt: skip
+    """Sum over the cell's layers of the HSK loss on the cell's tokens and width mask (see `Stage1Loss`);
+    the per-example real-token HSK fractions [B] are appended to `real_fractions` when given."""
     device = batch["input_ids"].device
     lengths = batch["attention_mask"].sum(1)
     token_index = hsk.token_index.to(device)
     token_mask = token_index < lengths[:, None]
-    kept = int(token_mask.sum(1).max())
+    kept = token_index.shape[1] if padding_counts else int(token_mask.sum(1).max())
     token_index = token_index[:, :kept].clamp(max=batch["input_ids"].shape[1] - 1)
     token_mask = token_mask[:, :kept]
     every_token = torch.equal(token_index, torch.arange(kept, device=device).expand_as(token_index))
     target = hsk.target[:, :, :kept].to(device, non_blocking=True).float()
     # [1, 1, 1, D] for static width schemes: a view over the layers, no copy.
     keep_mask = hsk.keep_mask[..., :kept, :].expand(-1, len(hsk.student_layers), -1, -1).to(device)
+    if cell is not None and cell.width.scheme in BATCH_WIDTH_SCHEMES:
+        keep_mask = batch_magnitude_mask(target, cell.width.fraction, None if padding_counts else token_mask)
     hidden_states = student(**_student_inputs(batch)).hidden_states
+    if real_fractions is not None:
+        real_fractions.append(real_fraction(keep_mask, token_index, lengths, len(hidden_states)))
     loss = torch.zeros((), device=device)
     for position, layer in enumerate(hsk.student_layers):
         hidden = hidden_states[layer]
@@ -117,7 +190,7 @@ def stage1_loss(student: Student, batch: dict[str, torch.Tensor], hsk: HSKBatch,
             selected = hidden.gather(1, token_index[..., None].expand(-1, -1, hidden.shape[-1]))
         loss = loss + hsk_loss(
             student.project(layer, selected).float(), target[:, position], keep_mask[:, position], mode,
-            token_mask=token_mask,
+            token_mask=None if padding_counts else token_mask,
         )  # fmt: skip
     return loss
 
@@ -156,10 +229,13 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
     else:
 
         def stage1() -> dict:
+            protocol = settings.choices
             if settings.kd_mode == "cached":
-                source = CachedHSK(HSKStore(inputs.store, teacher_sha256=teacher_sha, data_sha256=data_sha))
+                store = HSKStore(inputs.store, teacher_sha256=teacher_sha, data_sha256=data_sha)
+                source = CachedHSK(store, cell, protocol)
             else:
-                source = OnlineHSK.load(inputs.teacher_dir, cell, student.num_layers, train.max_seq_length, device)
+                source = OnlineHSK.load(inputs.teacher_dir, cell, student.num_layers, train.max_seq_length, device,
+                                        protocol)  # fmt: skip
             return _stage1(student, source, train, dev, cell, settings, device, checkpoint)
 
         result.update(checkpoint.once("stage1", stage1))
@@ -178,12 +254,15 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
         "stage1_lr": None if cell.is_none else settings.stage1.lr,
         "seed": settings.seed,
         "hsk_fraction": cell.hsk_fraction(student.num_layers, train.max_seq_length, hidden_size=hidden_size),
+        "hsk_fraction_real": 0.0 if cell.is_none else result.pop("hsk_fraction_real"),
         "hsk_bytes_per_example": 0 if cell.is_none else store_bytes_per_example(
             cell, student.num_layers, hidden_size, train.max_seq_length),
         "metric": spec.metric,
         **result,
         "train_examples": len(train),
         "width_loss": settings.width_loss,
+        "protocol": settings.protocol["name"],
+        "protocol_choices": {key: value for key, value in settings.protocol.items() if key != "name"},
         "freeze_word_embeddings": settings.freeze_word_embeddings,
         "threads": settings.threads,
         "device": device.type,
@@ -213,13 +292,19 @@ def _stage1(
     """HSK distillation from `source`, then the dev metric after it."""
     result: dict = {"kd_mode": settings.kd_mode, "teacher_loaded": isinstance(source, OnlineHSK)}
     stage = settings.stage1
+    padding_counts = settings.choices.pads_to_max
+    loss = Stage1Loss(student, cell, settings.width_loss, padding_counts)
+    # With padding in the loss every batch is padded to max_seq_length, so length grouping changes nothing
+    # but which examples share a batch: off, as in the paper's code.
     log = fit(
         student, train, _optimisation(stage, stage.lr), stage.epochs_for(settings.task), settings.seed,
-        settings.group_by_length, device,
-        lambda index, batch: stage1_loss(student, batch, source(index, batch), settings.width_loss),
-        f"stage 1 {cell}", checkpoint=checkpoint,
+        settings.group_by_length and not padding_counts, device,
+        lambda index, batch: loss(batch, source(index, batch)),
+        f"stage 1 {cell}", checkpoint=checkpoint, carry=loss.totals,
+        pad_to=train.max_seq_length if padding_counts else None,
     )  # fmt: skip
     result.update(stage1_steps=log.steps, stage1_seconds=log.seconds, stage1_loss=log.loss)
+    result["hsk_fraction_real"] = loss.real_fraction
     result["dev_after_stage1"] = _evaluate_student(student, dev, settings.task, device)
     return result
 
@@ -238,9 +323,14 @@ def _stage2(
         progress["dev_values"].append(_evaluate_student(student, dev, settings.task, device))
         return time.perf_counter() - started
 
+    protocol = settings.choices
+
     def loss_fn(index: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = student(**_student_inputs(batch)).logits.float()
-        return prediction_kd_loss(logits, teacher_logits[index].to(device), stage.temperature)
+        if logits.shape[-1] == 1 and protocol.regression_target == "gold":
+            return task_loss(logits, batch["labels"])
+        return prediction_kd_loss(logits, teacher_logits[index].to(device), stage.temperature,
+                                  per_class=protocol.soft_ce == "per_class")  # fmt: skip
 
     # A different stream from stage 1's: the seed offset keeps the two stages' data orders independent.
     log = fit(student, train, _optimisation(stage, settings.lr), epochs, settings.seed + 10_000,

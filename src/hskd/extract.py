@@ -10,17 +10,24 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from hskd.compression import Cell, HSKBatch, compress_batch, width_index
+from hskd.compression import (
+    BATCH_WIDTH_SCHEMES,
+    WIDTH_SEED,
+    Cell,
+    HSKBatch,
+    compress_batch,
+    real_fraction,
+    width_index,
+)
 from hskd.data import TokenizedSplit
 from hskd.grid import store_bytes_per_example
 from hskd.io import link_atomic, write_json_atomic
 from hskd.models import load_tokenizer
+from hskd.protocol import PRESETS, Protocol
 from hskd.store import HSKStoreWriter, file_sha256, save_logits
 from hskd.teacher import TeacherPass, load_teacher, teacher_fingerprint, teacher_pass
 from hskd.training import setup_runtime, to_device
 
-# The random width subset is drawn once from this seed, so every run of a cell sees the same dims.
-WIDTH_SEED = 0
 EXTRACT_BATCH_SIZE = 64
 
 
@@ -47,7 +54,10 @@ def unique_targets(targets: list[StoreTarget]) -> dict[tuple[str, int], StoreTar
     return first
 
 
-def store_writer(target: StoreTarget, split: TokenizedSplit, hidden_size: int, teacher_sha: str, data_sha: str):
+def store_writer(
+    target: StoreTarget, split: TokenizedSplit, hidden_size: int, teacher_sha: str, data_sha: str,
+    protocol: Protocol = PRESETS["hskd"],
+):  # fmt: skip
     cell, max_len = target.cell, split.max_seq_length
     tokens = cell.num_tokens(max_len)
     magnitude = cell.width.scheme == "magnitude"
@@ -66,22 +76,26 @@ def store_writer(target: StoreTarget, split: TokenizedSplit, hidden_size: int, t
         kept_entries=max(1, round(cell.width.fraction * tokens * hidden_size)) if magnitude else None,
         teacher_sha256=teacher_sha,
         data_sha256=data_sha,
-        extra_metadata={"width_seed": str(WIDTH_SEED)},
+        # the protocol choices that change a store's content: distill refuses a store built under others
+        extra_metadata={"width_seed": str(WIDTH_SEED), "hsk_padding": protocol.hsk_padding,
+                        "sep_rank": protocol.sep_rank},  # fmt: skip
     )
 
 
 def _kept_dims(cell: Cell, hidden_size: int) -> torch.Tensor:
-    if cell.width.scheme is None:
+    if cell.width.scheme is None or cell.width.scheme in BATCH_WIDTH_SCHEMES:
         return torch.arange(hidden_size)
     generator = torch.Generator().manual_seed(WIDTH_SEED)
     return width_index(cell.width.scheme, cell.width.fraction, hidden_size, generator)
 
 
-def compress_pass(cell: Cell, result: TeacherPass, sep_token_id: int, student_layers: int) -> HSKBatch:
+def compress_pass(
+    cell: Cell, result: TeacherPass, sep_token_id: int, student_layers: int, sep_below_padding: bool = False
+) -> HSKBatch:
     """A cell's HSK from one teacher pass, exactly as its store holds it (online runs call this too)."""
     return compress_batch(
         cell, result.hidden_states, result.cls_attention, result.input_ids, result.attention_mask, sep_token_id,
-        student_layers, width_seed=WIDTH_SEED,
+        student_layers, width_seed=WIDTH_SEED, sep_below_padding=sep_below_padding,
     )  # fmt: skip
 
 
@@ -93,8 +107,12 @@ def extract(
     manifest_path: str,
     threads: int,
     precision: str = "auto",
+    protocol: Protocol = PRESETS["hskd"],
 ) -> dict:
-    """Run the teacher once over the training split; stream every target's store and the logits."""
+    """Run the teacher once over the training split; stream every target's store and the logits.
+
+    With padding in the HSK loss (`protocol.pads_to_max`) the teacher sees every batch padded to
+    max_seq_length, so the stores hold its real hidden states at padding positions (not zeros)."""
     device = setup_runtime(threads, seed=0, precision=precision)
     attentions = any(target.cell.length.needs_attention for target in targets)
     model = load_teacher(teacher_dir, device, attentions=attentions)
@@ -105,19 +123,27 @@ def extract(
     logits = torch.empty(len(train), model.config.num_labels)
     started, passes = time.perf_counter(), 0
     written = unique_targets(targets)
+    real = {key: torch.zeros(len(train)) for key in written}
+    pad_to = train.max_seq_length if protocol.pads_to_max else None
     with ExitStack() as stack:  # every store is renamed into place only if the whole pass succeeds
         writers = {
-            key: stack.enter_context(store_writer(target, train, hidden_size, teacher_sha, data_sha))
+            key: stack.enter_context(store_writer(target, train, hidden_size, teacher_sha, data_sha, protocol))
             for key, target in written.items()
         }
         for start in tqdm(range(0, len(train), EXTRACT_BATCH_SIZE), desc="extract", mininterval=10):
             index = torch.arange(start, min(start + EXTRACT_BATCH_SIZE, len(train)))
-            result = teacher_pass(model, to_device(train.batch(index), device), train.max_seq_length, attentions)
+            batch = to_device(train.batch(index, pad_to), device)
+            result = teacher_pass(model, batch, train.max_seq_length, attentions)
             passes += 1
             logits[index] = result.logits.cpu()
+            lengths = result.attention_mask.sum(1)
             for key, writer in writers.items():
                 target = written[key]
-                writer.write(start, compress_pass(target.cell, result, sep_token_id, target.student_layers))
+                hsk = compress_pass(target.cell, result, sep_token_id, target.student_layers,
+                                    protocol.sep_below_padding)  # fmt: skip
+                writer.write(start, hsk)
+                real[key][index] = real_fraction(hsk.keep_mask, hsk.token_index, lengths,
+                                                 target.student_layers + 1).cpu()  # fmt: skip
     for target in targets:  # a student whose store equals another's gets a hard link to it, not a copy
         if target.path != written[target.content_key].path:
             link_atomic(written[target.content_key].path, target.path)
@@ -131,9 +157,12 @@ def extract(
         "teacher_passes_per_split": passes / -(-len(train) // EXTRACT_BATCH_SIZE),
         "seconds": round(time.perf_counter() - started, 2),
         "precision": precision,
+        "protocol": protocol.as_dict(),
         "stores": [
             {
                 **manifest_row(target, writers[target.content_key], len(train), hidden_size, train.max_seq_length),
+                # magnitude_batch: the full width stored (its mask is drawn per training batch; runs report it)
+                "hsk_fraction_real": round(float(real[target.content_key].mean()), 6),
                 "same_file_as": None if target == written[target.content_key] else written[target.content_key].path,
             }
             for target in targets
@@ -156,6 +185,7 @@ def manifest_row(target: StoreTarget, writer, num_examples: int, hidden_size: in
     return {
         "student": target.student,
         "cell": str(cell),
+        "hsk_fraction": cell.hsk_fraction(target.student_layers, max_len, hidden_size=hidden_size),
         "path": target.path,
         "bytes": writer.bytes_per_example * num_examples,
         "bytes_per_example": writer.bytes_per_example,

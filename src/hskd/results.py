@@ -114,10 +114,17 @@ def read_run(path: Path, results_dir: Path) -> dict:
     return record
 
 
-def collect_runs(results_dir: str | Path) -> pd.DataFrame:
-    """One row per ``*/runs/**/metrics.json`` under `results_dir`, every (flattened) field a column, plus ``path``."""
+def found_runs(results_dir: str | Path) -> list[Path]:
+    """Every ``*/runs/**/metrics.json`` under `results_dir`, sorted."""
+    return sorted(Path(results_dir).glob("*/runs/**/metrics.json"))
+
+
+def collect_runs(results_dir: str | Path, run_paths: Iterable[str | Path] | None = None) -> pd.DataFrame:
+    """One row per metrics.json, every (flattened) field a column, plus ``path``: the files `run_paths` names,
+    or, without it, every run found under `results_dir`."""
     results_dir = Path(results_dir)
-    records = [read_run(path, results_dir) for path in sorted(results_dir.glob("*/runs/**/metrics.json"))]
+    paths = found_runs(results_dir) if run_paths is None else sorted(Path(path) for path in run_paths)
+    records = [read_run(path, results_dir) for path in paths]
     if not records:
         return pd.DataFrame(columns=[*CELL_FIELDS, "path"])
     # nested fields become columns: versions.torch -> versions_torch, settings.stage1.lr -> settings_stage1_lr
@@ -635,6 +642,12 @@ def missing_runs(expected: Iterable[str]) -> list[str]:
     return [path for path in expected if not Path(path).is_file()]
 
 
+def stray_runs(results_dir: str | Path, expected: Iterable[str]) -> list[str]:
+    """Runs found under `results_dir` that `expected` does not name (left over from another config)."""
+    wanted = {Path(path).resolve() for path in expected}
+    return [str(path) for path in found_runs(results_dir) if path.resolve() not in wanted]
+
+
 def aggregate(
     results_dir: str | Path,
     out_dir: str | Path,
@@ -645,9 +658,21 @@ def aggregate(
     margin: float = DEFAULT_MARGIN,
 ) -> list[str]:
     """Write runs.csv, summary.csv, the dimension tables, lr_sweep and minimum_hsk; return (and print) the
-    missing runs."""
+    missing runs.
+
+    With `expected` (the metrics.json paths a config asks for), the tables hold exactly those runs that
+    exist; any other run under `results_dir` is listed as ignored. Without it, every run found is read.
+    """
+    if not Path(results_dir).is_dir():
+        raise FileNotFoundError(f"results folder {results_dir} does not exist")
     out_dir = Path(out_dir)
-    runs = add_cell_columns(collect_runs(results_dir))
+    if expected is None:
+        present = None
+    else:
+        present = [path for path in expected if Path(path).is_file()]
+        for path in stray_runs(results_dir, expected):
+            print(f"ignored (not in this config): {path}", file=sys.stderr)
+    runs = add_cell_columns(collect_runs(results_dir, present))
     runs["collapsed"] = collapsed_flags(runs)
     summary = summarize(runs, select_on, value_column)
     references = read_references(results_dir, runs["task"])

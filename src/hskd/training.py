@@ -124,13 +124,15 @@ def fit(
     after_step: Callable[[int, int], float] | None = None,
     checkpoint: Checkpoint | None = None,
     carry: dict | None = None,
+    pad_to: int | None = None,
 ) -> FitResult:
     """The one training loop: `epochs` over `split` in seeded batches, `loss_fn(index, batch)` per step,
     updating `model`'s trainable parameters.
 
     `after_step(step, total)` runs after each update and returns the seconds it spent outside training.
     With a `checkpoint`, the training state under the name `desc` (with `carry`, a dict of what `after_step`
-    accumulates) is restored if the job stopped during it, and saved whenever a save is due."""
+    accumulates) is restored if the job stopped during it, and saved whenever a save is due. `pad_to` pads
+    every batch to that length (else to its longest example). A non-finite loss stops training."""
     total = steps_for(epochs, -(-len(split) // optimisation.batch_size))
     optimizer, scheduler = make_optimizer(
         model.parameters(), optimisation.lr, optimisation.weight_decay, optimisation.schedule,
@@ -155,14 +157,18 @@ def fit(
     stream = itertools.islice(batch_stream(split, optimisation.batch_size, total, seed, group_by_length), done, None)
     progress = tqdm(stream, total=total, initial=done, desc=desc, mininterval=10)
     for step, index in enumerate(progress, start=done + 1):
-        batch = to_device(split.batch(index), device)
+        batch = to_device(split.batch(index, pad_to), device)
         with autocast(device):
             loss = loss_fn(index, batch)
         loss.backward()
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
+        value = loss.item()
+        if not math.isfinite(value):
+            raise FloatingPointError(f"{desc}: loss is {value} at step {step} (non-finite inputs or a diverged "
+                                     "model); nothing was written")  # fmt: skip
+        losses.append(value)
         if after_step is not None:
             outside += after_step(step, total)
         if checkpoint is not None and step < total and checkpoint.due():
@@ -228,9 +234,14 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels)
 
 
-def prediction_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float):
-    """Soft cross-entropy to the teacher's distribution at temperature T (MSE for regression)."""
+def prediction_kd_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, per_class: bool = False
+) -> torch.Tensor:
+    """Soft cross-entropy to the teacher's distribution at temperature T (MSE for regression): summed over
+    classes and averaged over the batch, or with `per_class` averaged over batch x classes (the paper's
+    code, i.e. divided by the number of classes)."""
     if student_logits.shape[-1] == 1:
         return F.mse_loss(student_logits, teacher_logits)
     targets = F.softmax(teacher_logits / temperature, dim=-1)
-    return -(targets * F.log_softmax(student_logits / temperature, dim=-1)).sum(-1).mean()
+    cross_entropy = -(targets * F.log_softmax(student_logits / temperature, dim=-1))
+    return cross_entropy.mean() if per_class else cross_entropy.sum(-1).mean()

@@ -24,7 +24,7 @@ wildcard_constraints:
     student="[A-Za-z0-9_.]+",
     depth="none|all-top[0-9]+|top[0-9]+-[0-9]+",
     length="all|(left|attention|attention_nosep|cls)-[0-9]+",
-    width="all|(random|uniform|magnitude)-[0-9.e-]+",
+    width="all|(random|bernoulli|uniform|magnitude|magnitude_batch)-[0-9.e-]+",
     lr="[0-9.e+-]+",
     seed="[0-9]+",
 
@@ -103,6 +103,7 @@ def run_settings(wildcards):
         "threads": STUDY.threads,
         "precision": STUDY.precision,
         "kd_mode": "cached" if is_cached(STUDY, wildcards.task, wildcards.student, cell) else "online",
+        "protocol": STUDY.protocol.as_dict(),
     })
 
 

@@ -16,6 +16,7 @@ for _task in STUDY.tasks:
         params:
             stores=as_json(_targets),
             precision=STUDY.precision,
+            protocol=as_json(STUDY.protocol.as_dict()),
         threads: STUDY.threads
         resources:
             gpu=1 if STUDY.raw["gpu"] else 0,
@@ -27,5 +28,6 @@ for _task in STUDY.tasks:
         shell:
             "hskd extract --teacher-dir \"$(dirname {input.weights:q})\" --train {input.train:q}"
             " --stores {params.stores:q} --logits {output.logits:q} --manifest {output.manifest:q}"
-            " --threads {threads} --precision {params.precision:q} --teacher-margin {resources.teacher_margin}"
+            " --threads {threads} --precision {params.precision:q} --protocol {params.protocol:q}"
+            " --teacher-margin {resources.teacher_margin}"
             " > {log:q} 2>&1"

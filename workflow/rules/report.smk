@@ -1,6 +1,21 @@
+# The runs this config asks for, as a file: the aggregate rule reads exactly these, never a leftover of an
+# earlier config (a file, because the paper grid's paths overflow one shell argument).
+rule run_list:
+    output:
+        f"{R}/tables/run_list.txt",
+    params:
+        runs=run_targets(),
+    localrule: True
+    run:
+        from hskd.results import write_text
+
+        write_text("".join(f"{path}\n" for path in params.runs), output[0])
+
+
 rule aggregate:
     input:
         runs=run_targets(),
+        run_list=rules.run_list.output[0],
         teachers=[paths.TEACHER_METRICS.format(results=R, task=task) for task in STUDY.tasks],
     output:
         runs=report(f"{R}/tables/runs.csv", caption="../report/tables.rst", category="Tables"),
@@ -24,7 +39,8 @@ rule aggregate:
     log:
         "logs/aggregate.log",
     shell:
-        "hskd aggregate --results {params.results:q} --out {params.out:q} --select-on {params.select_on:q}"
+        "hskd aggregate --results {params.results:q} --runs-from {input.run_list:q} --out {params.out:q}"
+        " --select-on {params.select_on:q}"
         " --value {params.value:q} --margin {params.margin:q} --alpha {params.alpha:q} > {log:q} 2>&1"
 
 

@@ -1,0 +1,68 @@
+"""The protocol of a study: the choices where hskd departs from the paper's released code
+(llyx97/Marginal-Utility-Diminishes), each settable on its own. ``paper`` makes every choice as that code
+does; ``hskd`` is this pipeline's own. Choices that are strategies of their own (batch-level magnitude,
+Bernoulli dims) are cell schemes instead, so both can sit in one study."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+CHOICES = {
+    # padding in the HSK loss: masked (batches padded per batch) | included (padded to max_seq_length, the
+    # MSE covers every position of the selected tokens, padding too)
+    "hsk_padding": ("masked", "included"),
+    # attention_nosep: [SEP] ranked above padding | below it
+    "sep_rank": ("above_padding", "below_padding"),
+    # stage-2 soft cross-entropy: summed over classes, mean over the batch | mean over batch x classes
+    "soft_ce": ("per_example", "per_class"),
+    # stage-2 target of a regression task (STS-B): the teacher's output | the gold label
+    "regression_target": ("teacher", "gold"),
+}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    hsk_padding: str
+    sep_rank: str
+    soft_ce: str
+    regression_target: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @property
+    def pads_to_max(self) -> bool:
+        """Whether HSK batches are padded to max_seq_length and padding counts in the loss."""
+        return self.hsk_padding == "included"
+
+    @property
+    def sep_below_padding(self) -> bool:
+        return self.sep_rank == "below_padding"
+
+
+PRESETS = {
+    "hskd": Protocol("hskd", "masked", "above_padding", "per_example", "teacher"),
+    "paper": Protocol("paper", "included", "below_padding", "per_class", "gold"),
+}
+
+
+def resolve(name: str, overrides: dict[str, str | None] | None = None) -> Protocol:
+    """The preset `name` with each non-null override applied; ValueError naming the bad key."""
+    if name not in PRESETS:
+        raise ValueError(f"protocol: {name!r} is not one of {', '.join(PRESETS)}")
+    protocol = PRESETS[name]
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in CHOICES:
+            raise ValueError(f"protocol_choices.{key}: unknown choice (known: {', '.join(CHOICES)})")
+        if value not in CHOICES[key]:
+            raise ValueError(f"protocol_choices.{key}: {value!r} is not one of {', '.join(CHOICES[key])}")
+        protocol = replace(protocol, **{key: value})
+    return protocol
+
+
+def from_dict(values: dict[str, str]) -> Protocol:
+    """A Protocol from `as_dict` output (how the CLI receives it)."""
+    return Protocol(**values)
