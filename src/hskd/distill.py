@@ -149,8 +149,9 @@ class Stage1Loss:
     def __call__(self, batch: dict[str, torch.Tensor], hsk: HSKBatch) -> torch.Tensor:
         fractions: list[torch.Tensor] = []
         loss = stage1_loss(self.student, batch, hsk, self.mode, self.padding_counts, self.cell, fractions)
-        self.totals["real_sum"] += float(fractions[0].sum())
-        self.totals["real_count"] += len(fractions[0])
+        for part in fractions:
+            self.totals["real_sum"] += float(part.sum())
+            self.totals["real_count"] += len(part)
         return loss
 
     @property
@@ -193,6 +194,16 @@ def stage1_loss(
             token_mask=None if padding_counts else token_mask,
         )  # fmt: skip
     return loss
+
+
+def stage2_loss(
+    logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor, temperature: float, protocol: Protocol
+) -> torch.Tensor:
+    """Prediction distillation: soft cross-entropy to the teacher (scaled as `protocol.soft_ce` says); for a
+    regression task MSE to the teacher's output, or to the gold label (`protocol.regression_target`)."""
+    if logits.shape[-1] == 1 and protocol.regression_target == "gold":
+        return task_loss(logits, labels)
+    return prediction_kd_loss(logits, teacher_logits, temperature, per_class=protocol.soft_ce == "per_class")
 
 
 def _evaluate_student(student: Student, split: TokenizedSplit, task: str, device) -> float:
@@ -327,10 +338,7 @@ def _stage2(
 
     def loss_fn(index: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = student(**_student_inputs(batch)).logits.float()
-        if logits.shape[-1] == 1 and protocol.regression_target == "gold":
-            return task_loss(logits, batch["labels"])
-        return prediction_kd_loss(logits, teacher_logits[index].to(device), stage.temperature,
-                                  per_class=protocol.soft_ce == "per_class")  # fmt: skip
+        return stage2_loss(logits, teacher_logits[index].to(device), batch["labels"], stage.temperature, protocol)
 
     # A different stream from stage 1's: the seed offset keeps the two stages' data orders independent.
     log = fit(student, train, _optimisation(stage, settings.lr), epochs, settings.seed + 10_000,

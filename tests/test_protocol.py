@@ -1,0 +1,220 @@
+"""The paper protocol's choices, each against a case small enough to check by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_wiring import FULL, LayerStudent, run, setup  # noqa: F401  (fixture)
+
+from hskd import distill
+from hskd.compression import HSKBatch, batch_magnitude_mask, parse_cell, real_fraction, select_tokens, width_index
+from hskd.config import ConfigError
+from hskd.distill import CachedHSK, stage1_loss, stage2_loss
+from hskd.extract import StoreTarget, extract
+from hskd.protocol import PRESETS, resolve
+from hskd.store import HSKStore, StoreMismatchError
+from hskd.training import prediction_kd_loss
+
+PAPER = PRESETS["paper"]
+
+# ------------------------------------------------------------------------------------ batch magnitude
+
+# |values| of one layer, 2 examples x 3 tokens x 2 dims: 12 values 6, 5, 4, 3, 3, 3, 2, 1, 1, 0.5, 0, 0
+TARGET = torch.tensor([[[5.0, -1.0], [3.0, 3.0], [0.5, 2.0]],
+                       [[-4.0, 3.0], [0.0, 0.0], [1.0, -6.0]]]).unsqueeze(1)  # fmt: skip  [2, 1, 3, 2]
+
+
+def test_batch_magnitude_keeps_int_f_n_values_over_the_whole_batch():
+    # int(0.25 * 12) = 3: threshold 4, kept 6, 5, 4 (two in example 1, one in example 0)
+    keep = batch_magnitude_mask(TARGET, 0.25)
+    assert keep.squeeze(1).tolist() == [[[True, False], [False, False], [False, False]],
+                                        [[True, False], [False, False], [False, True]]]  # fmt: skip
+
+
+def test_batch_magnitude_count_is_int_not_round():
+    # 0.3 x 12 = 3.6: int gives 3 values (threshold 4), round would give 4 and keep all three 3s
+    assert int(batch_magnitude_mask(TARGET, 0.3).sum()) == 3
+
+
+def test_stage1_draws_the_batch_magnitude_mask_from_the_batch():
+    lengths = torch.tensor([3, 2])
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "token_type_ids": torch.zeros(2, 3, dtype=torch.long),
+             "attention_mask": (torch.arange(3)[None, :] < lengths[:, None]).long()}  # fmt: skip
+    hsk = HSKBatch(student_layers=[2], teacher_layers=[2], token_index=torch.tensor([[0, 1, 2], [0, 1, 2]]),
+                   target=TARGET.clone(), keep_mask=torch.ones(1, 1, 1, 2, dtype=torch.bool))  # fmt: skip
+    cell = parse_cell("depth=top2-1/length=all/width=magnitude_batch-0.25")
+    loss = stage1_loss(LayerStudent(lengths, 2, 2), batch, hsk, "paper", padding_counts=True, cell=cell)
+    # kept: 5 (example 0), -4 and -6 (example 1, the -6 on padding); student 2 on real tokens, 100 on padding.
+    # example 0: (2-5)^2 + 5 x 2^2 = 29; example 1: (2+4)^2 + 3 x 2^2 + 100^2 + (100+6)^2 = 21284
+    assert loss.item() == pytest.approx((29 + 21284) / 12)
+
+
+def test_batch_magnitude_keeps_ties_at_the_threshold():
+    # int(1/3 * 12) = 4: the 4th largest is 3, and all three 3s are kept (>=): 6 values, not 4
+    keep = batch_magnitude_mask(TARGET, 1 / 3)
+    assert int(keep.sum()) == 6
+    assert keep[0, 0, 1].tolist() == [True, True] and keep[1, 0, 0].tolist() == [True, True]
+
+
+def test_batch_magnitude_with_masked_padding_ranks_real_tokens_only():
+    # example 1's third token is padding: 10 values ranked, int(1/3 * 10) = 3, threshold 3, the 6 never kept
+    valid = torch.tensor([[True, True, True], [True, True, False]])
+    keep = batch_magnitude_mask(TARGET, 1 / 3, valid)
+    assert int(keep.sum()) == 5 and not keep[1, 0, 2].any()
+
+
+def test_per_example_magnitude_differs_from_batch_magnitude():
+    from hskd.compression import width_mask
+
+    per_example = width_mask("magnitude", 1 / 3, TARGET)  # round(6 / 3) = 2 per example and layer
+    assert per_example.sum(dim=(1, 2, 3)).tolist() == [2, 2]
+    assert not torch.equal(per_example, batch_magnitude_mask(TARGET, 1 / 3))
+
+
+# ------------------------------------------------------------------------------------------ [SEP] rank
+
+IDS = torch.tensor([[101, 7, 102, 0, 0]])
+MASK = torch.tensor([[1, 1, 1, 0, 0]])
+ATTENTION = torch.tensor([[0.1, 0.5, 0.9, 0.3, 0.2]])
+
+
+def test_attention_nosep_ranks_sep_above_or_below_padding():
+    above = select_tokens("attention_nosep", 3, IDS, MASK, ATTENTION, 102)
+    below = select_tokens("attention_nosep", 3, IDS, MASK, ATTENTION, 102, sep_below_padding=True)
+    assert above.tolist() == [[0, 1, 2]]  # [CLS], a, then [SEP] before any padding
+    assert below.tolist() == [[0, 1, 3]]  # [CLS], a, then the padding with more attention (0.3)
+    assert select_tokens("attention", 3, IDS, MASK, ATTENTION, 102, sep_below_padding=True).tolist() == [[0, 1, 2]]
+
+
+# ------------------------------------------------------------------------------------ padding in the loss
+
+
+def test_padding_counts_in_the_loss_under_the_paper_protocol():
+    lengths = torch.tensor([3, 2])
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "token_type_ids": torch.zeros(2, 3, dtype=torch.long),
+             "attention_mask": (torch.arange(3)[None, :] < lengths[:, None]).long()}  # fmt: skip
+    hsk = HSKBatch(student_layers=[2], teacher_layers=[4], token_index=torch.tensor([[0, 1, 2], [0, 1, 2]]),
+                   target=torch.zeros(2, 1, 3, 4), keep_mask=torch.ones(1, 1, 1, 4, dtype=torch.bool))  # fmt: skip
+    student = LayerStudent(lengths, 4, 2)  # layer 2 is 2 on real tokens, 100 on padding
+    masked = stage1_loss(student, batch, hsk, "paper", padding_counts=False)
+    included = stage1_loss(student, batch, hsk, "paper", padding_counts=True)
+    assert masked.item() == pytest.approx(4.0)
+    # 5 real positions at 2^2 and 1 padding position at 100^2, averaged over 6 positions
+    assert included.item() == pytest.approx((5 * 4 + 10_000) / 6)
+
+
+# ------------------------------------------------------------------------------------------- stage 2
+
+
+def test_soft_cross_entropy_per_class_is_the_mean_over_batch_and_classes():
+    student, teacher = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    # T = 2: p = softmax([0, 1]) = [0.2689, 0.7311]; log q = log_softmax([0.5, 0]) = [-0.4741, -0.9741]
+    per_example = 0.2689414 * 0.4740770 + 0.7310586 * 0.9740770
+    assert prediction_kd_loss(student, teacher, 2.0).item() == pytest.approx(per_example, rel=1e-5)
+    assert prediction_kd_loss(student, teacher, 2.0, per_class=True).item() == pytest.approx(per_example / 2, rel=1e-5)
+
+
+def test_regression_stage2_target_is_gold_or_teacher():
+    logits, teacher, labels = torch.tensor([[1.0], [2.0]]), torch.tensor([[0.0], [0.0]]), torch.tensor([3.0, 2.0])
+    # gold: ((1 - 3)^2 + (2 - 2)^2) / 2 = 2; teacher: (1^2 + 2^2) / 2 = 2.5
+    assert stage2_loss(logits, teacher, labels, 1.0, PAPER).item() == pytest.approx(2.0)
+    assert stage2_loss(logits, teacher, labels, 1.0, PRESETS["hskd"]).item() == pytest.approx(2.5)
+    classes = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]]), torch.tensor([1])
+    assert stage2_loss(*classes, 2.0, PAPER).item() == pytest.approx(prediction_kd_loss(*classes[:2], 2.0).item() / 2)
+
+
+# ------------------------------------------------------------------------------------------ static dims
+
+
+def test_bernoulli_keeps_each_dim_whose_draw_exceeds_one_minus_f():
+    draws = torch.rand(16, generator=torch.Generator().manual_seed(3))
+    kept = width_index("bernoulli", 0.5, 16, torch.Generator().manual_seed(3))
+    assert kept.tolist() == [d for d in range(16) if draws[d] > 0.5]
+    counts = {len(width_index("bernoulli", 0.5, 16, torch.Generator().manual_seed(s))) for s in range(10)}
+    assert len(counts) > 1  # the count varies with the draw: not an exact-count subset
+    tiny = width_index("bernoulli", 0.001, 4, torch.Generator().manual_seed(0))
+    assert tiny.tolist() == [int(torch.rand(4, generator=torch.Generator().manual_seed(0)).argmax())]
+
+
+# ------------------------------------------------------------------------------------------ real fraction
+
+
+def test_real_fraction_counts_only_real_tokens():
+    # one distilled layer of Ls + 1 = 2 hidden states, D = 2, dim 0 kept, tokens 0..2 selected;
+    # example 0 has 2 real tokens: 2 kept / (2 x 2 x 2) = 0.25; example 1 has 4: 3 / (4 x 2 x 2) = 0.1875
+    keep = torch.tensor([True, False]).view(1, 1, 1, 2)
+    fractions = real_fraction(keep, torch.tensor([[0, 1, 2], [0, 1, 2]]), torch.tensor([2, 4]), 2)
+    assert fractions.tolist() == pytest.approx([0.25, 0.1875])
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+def test_protocol_presets_and_overrides():
+    assert resolve("paper") == PAPER and resolve("hskd") == PRESETS["hskd"]
+    mixed = resolve("paper", {"hsk_padding": "masked", "soft_ce": None})
+    assert mixed.hsk_padding == "masked" and mixed.soft_ce == "per_class" and mixed.sep_rank == "below_padding"
+    with pytest.raises(ValueError, match="protocol_choices.padding: unknown choice"):
+        resolve("hskd", {"padding": "masked"})
+    with pytest.raises(ValueError, match="protocol_choices.hsk_padding: 'none' is not one of masked, included"):
+        resolve("hskd", {"hsk_padding": "none"})
+
+
+def test_config_protocol_is_validated(config):
+    from hskd.config import load
+
+    assert load({**config, "protocol": "paper"}).protocol == PAPER
+    assert load({**config, "protocol": "paper", "protocol_choices": {"soft_ce": "per_example"}}).protocol.soft_ce == (
+        "per_example")  # fmt: skip
+    with pytest.raises(ConfigError, match="config key 'protocol'"):
+        load({**config, "protocol": "tinybert"})
+
+
+# --------------------------------------------------------------------------------- stores and runs
+
+
+@pytest.fixture(scope="module")
+def paper_store(tiny_task, tmp_path_factory):
+    out = tmp_path_factory.mktemp("paper_store")
+    stores = {name: str(out / f"{name}.safetensors") for name in PRESETS}
+    for name, path in stores.items():
+        target = StoreTarget("s", 2, parse_cell(FULL), path)
+        extract(tiny_task["teacher"], tiny_task["train"], [target], str(out / f"{name}_logits.st"),
+                str(out / f"{name}.json"), threads=1, protocol=PRESETS[name])  # fmt: skip
+    return stores
+
+
+def test_paper_stores_hold_the_teachers_padding_states(tiny_task, paper_store):
+    from hskd.data import TokenizedSplit
+
+    lengths = TokenizedSplit.load(tiny_task["train"]).lengths
+    shortest = int(lengths.argmin())  # its last positions lie beyond every batch's longest example
+    hskd_target = HSKStore(paper_store["hskd"]).batch([shortest]).target
+    paper_target = HSKStore(paper_store["paper"]).batch([shortest]).target
+    assert (hskd_target[0, :, -1] == 0).all()  # zero-filled: never in the hskd loss
+    assert (paper_target[0, :, -1] != 0).any()  # the teacher's real hidden state at that padding position
+    real = int(lengths[shortest])
+    assert torch.equal(hskd_target[0, :, :real], paper_target[0, :, :real])
+
+
+def test_a_store_of_another_protocol_or_cell_is_refused(paper_store):
+    store = HSKStore(paper_store["hskd"])
+    CachedHSK(store, parse_cell(FULL), PRESETS["hskd"])
+    with pytest.raises(StoreMismatchError, match="store has hsk_padding 'masked' but this run needs 'included'"):
+        CachedHSK(store, parse_cell(FULL), PAPER)
+    with pytest.raises(StoreMismatchError, match="store has cell"):
+        CachedHSK(store, parse_cell("depth=top2-1/length=all/width=all"), PRESETS["hskd"])
+
+
+def test_a_paper_run_records_its_protocol_and_real_fraction(tiny_task, setup, paper_store):  # noqa: F811
+    metrics = run(tiny_task, dict(setup, store=paper_store["paper"]), FULL, "paper.json",
+                  protocol=PAPER.as_dict())  # fmt: skip
+    assert metrics["protocol"] == "paper" and metrics["protocol_choices"]["hsk_padding"] == "included"
+    assert metrics["hsk_fraction"] == 1.0 and metrics["hsk_fraction_real"] == 1.0
+
+
+def test_a_non_finite_loss_stops_the_run_and_writes_nothing(tiny_task, setup, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(distill, "stage1_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(FloatingPointError, match="stage 1 .* loss is nan at step 1"):
+        run(tiny_task, setup, FULL, "nan.json")
+    assert not (setup["out"] / "nan.json").exists()
