@@ -100,7 +100,7 @@ def test_y_axis_never_magnifies_identical_values() -> None:
 
 def test_marginal_utility_axes(summary: pd.DataFrame) -> None:
     (ax,) = plot_marginal_utility(summary, "rte").axes
-    assert ax.get_xlabel() == "HSK fraction (log scale)"
+    assert ax.get_xlabel() == "HSK fraction, padding counted (log scale)"
     assert ax.get_ylabel() == "dev accuracy"
     assert ax.get_xscale() == "log"
     assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"s4", "s6", "full HSK"}
@@ -127,7 +127,7 @@ def test_dimension_axes(summary: pd.DataFrame, kind: str, xlabel: str, xscale: s
 
 def test_joint_axes(summary: pd.DataFrame) -> None:
     (ax,) = plot_joint(summary, "rte").axes
-    assert ax.get_xlabel() == "HSK fraction (log scale)"
+    assert ax.get_xlabel() == "HSK fraction, padding counted (log scale)"
     assert "1l_4t" in {t.get_text() for t in ax.texts}
 
 
@@ -140,8 +140,19 @@ def test_empty_figures_say_no_runs(summary: pd.DataFrame) -> None:
         assert "no runs" in {t.get_text() for t in fig.axes[0].texts}
 
 
+def test_fraction_axis_plots_the_real_or_the_nominal_fraction(summary: pd.DataFrame) -> None:
+    from hskd.plots import fraction_axis
+
+    summary = summary.assign(hsk_fraction_real=summary["hsk_fraction"] * 3)
+    real, label = fraction_axis(summary, "real")
+    assert real["hsk_fraction"].tolist() == pytest.approx((summary["hsk_fraction"] * 3).tolist())
+    assert label == "share of the real tokens' HSK (log scale)"
+    nominal, label = fraction_axis(summary, "nominal")
+    assert nominal["hsk_fraction"].tolist() == summary["hsk_fraction"].tolist() and "padding counted" in label
+
+
 def test_plot_all_writes_every_file(summary: pd.DataFrame, tmp_path: Path) -> None:
-    written = plot_all(summary, tmp_path, tasks=["rte", "sst2"])
+    written = plot_all(summary.assign(hsk_fraction_real=summary["hsk_fraction"]), tmp_path, tasks=["rte", "sst2"])
     stems = {
         f"{name}_{task}"
         for name in ("marginal_utility", "depth", "length", "width", "joint")

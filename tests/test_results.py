@@ -379,3 +379,13 @@ def test_tables_show_the_teacher_the_trivial_baseline_and_data_warnings(minimum_
     assert "25.0% of dev examples (10 of 40) are longer than" in note
     references = pd.read_csv(out / "references.csv")
     assert references[["task", "teacher", "trivial"]].values.tolist() == [["rte", 0.9, 0.527]]
+
+
+def test_summary_carries_the_mean_real_token_fraction(tmp_path: Path) -> None:
+    write_cell(tmp_path, [0.6, 0.6], depth="none")
+    for seed, real in ((1, 0.2), (2, 0.4)):
+        write_run(tmp_path, depth="top6-1", hsk_fraction=1 / 6, seed=seed, dev_final=0.7,
+                  overrides={"hsk_fraction_real": real})  # fmt: skip
+    summary = summarize(collect_runs(tmp_path)).set_index("cell")
+    assert summary.loc["depth=top6-1/length=all/width=all", "hsk_fraction_real"] == pytest.approx(0.3)
+    assert summary.loc["depth=top6-1/length=all/width=all", "hsk_fraction"] == pytest.approx(1 / 6)

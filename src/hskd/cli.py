@@ -135,7 +135,8 @@ def cmd_plot(args) -> None:
     from hskd.plots import plot_all
 
     references = pd.read_csv(args.references) if args.references else None
-    written = plot_all(pd.read_csv(args.summary), args.out, tasks=args.tasks or None, references=references)
+    written = plot_all(pd.read_csv(args.summary), args.out, tasks=args.tasks or None, references=references,
+                       fraction=args.fraction)  # fmt: skip
     print(f"wrote {len(written)} figure files to {args.out}")
 
 
@@ -259,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--references", default="", help="references.csv of `hskd aggregate`: teacher and trivial lines")
     p.add_argument("--out", default="results/figures")
     p.add_argument("--tasks", nargs="*", default=[], help="draw figures for these tasks even without runs")
+    p.add_argument("--fraction", choices=["real", "nominal"], default="real",
+                   help="x-axis of the fraction figures: share of the real tokens' HSK, or padding counted")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("bench", help="speed: teacher online vs cached HSK vs student alone")

@@ -134,6 +134,7 @@ class StudyConfig:
     report_value: str
     report_margin: float
     report_alpha: float
+    report_fraction: str
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
 
@@ -197,6 +198,7 @@ def from_dict(config: dict[str, Any]) -> StudyConfig:
         report_value=config["report"]["value"],
         report_margin=float(config["report"]["margin"]),
         report_alpha=float(config["report"]["alpha"]),
+        report_fraction=config["report"]["fraction"],
         raw=config,
     )
 

@@ -40,7 +40,11 @@ STYLE = {
 }
 KIND_MARKERS = {"depth": "o", "length": "s", "width": "^", "joint": "D"}
 AMOUNT_LABELS = {"depth": "layers kept", "length": "tokens kept", "width": "width fraction (log scale)"}
-FRACTION_LABEL = "HSK fraction (log scale)"
+FRACTION_LABELS = {
+    "real": "share of the real tokens' HSK (log scale)",
+    "nominal": "HSK fraction, padding counted (log scale)",
+}
+FRACTION_LABEL = FRACTION_LABELS["nominal"]
 NONE_STYLE = {"linestyle": ":", "linewidth": 1.0}
 FULL_STYLE = {"marker": "*", "markersize": 8, "linestyle": "none"}
 TEACHER_STYLE = {"color": "0.0", "linestyle": "-", "linewidth": 0.8}
@@ -174,13 +178,15 @@ def _baseline_handles(with_star: bool = True) -> list[Line2D]:
 
 
 @_styled
-def plot_marginal_utility(summary: pd.DataFrame, task: str, references: pd.DataFrame | None = None) -> Figure:
+def plot_marginal_utility(
+    summary: pd.DataFrame, task: str, references: pd.DataFrame | None = None, x_label: str = FRACTION_LABEL
+) -> Figure:
     """Metric vs HSK fraction: per student (colour) one line per dimension and strategy (marker = dimension;
     joint cells as points), full HSK as a star at 1, prediction-only, teacher and trivial baseline as lines."""
     data = summary[summary["task"] == task]
     fig, (ax,) = _new_figure()
     ax.set_xscale("log")
-    ax.set_xlabel(FRACTION_LABEL)
+    ax.set_xlabel(x_label)
     ax.set_ylabel(metric_label(data))
     ax.set_title(task)
     if data.empty:
@@ -255,13 +261,15 @@ def plot_dimension(summary: pd.DataFrame, task: str, kind: str, references: pd.D
 
 
 @_styled
-def plot_joint(summary: pd.DataFrame, task: str, references: pd.DataFrame | None = None) -> Figure:
+def plot_joint(
+    summary: pd.DataFrame, task: str, references: pd.DataFrame | None = None, x_label: str = FRACTION_LABEL
+) -> Figure:
     """Every joint configuration at its HSK fraction, labelled, with the baselines marked."""
     data = summary[summary["task"] == task]
     rows = data[(data["kind"] == "joint") & (data["hsk_fraction"] > 0)]
     fig, (ax,) = _new_figure()
     ax.set_xscale("log")
-    ax.set_xlabel(FRACTION_LABEL)
+    ax.set_xlabel(x_label)
     ax.set_ylabel(metric_label(data))
     ax.set_title(f"{task}: joint compression")
     if rows.empty:
@@ -295,19 +303,29 @@ def save_figure(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
     return paths
 
 
+def fraction_axis(summary: pd.DataFrame, fraction: str) -> tuple[pd.DataFrame, str]:
+    """`summary` with the chosen fraction (``real`` or ``nominal``) in the plotted ``hsk_fraction`` column,
+    and its axis label."""
+    if fraction == "real":
+        summary = summary.assign(hsk_fraction=summary["hsk_fraction_real"])
+    return summary, FRACTION_LABELS[fraction]
+
+
 def plot_all(
     summary: pd.DataFrame, out_dir: str | Path, tasks: Iterable[str] | None = None,
-    references: pd.DataFrame | None = None,
+    references: pd.DataFrame | None = None, fraction: str = "real",
 ) -> list[Path]:  # fmt: skip
     """All figures for every task in `summary` (or in `tasks`, so missing tasks still get "no runs" files);
-    `references` (``references.csv``) adds the teacher and trivial-baseline lines."""
+    `references` (``references.csv``) adds the teacher and trivial-baseline lines. `fraction` is the x-axis
+    of the fraction plots: ``real`` (share of the real tokens' HSK) or ``nominal`` (padding counted)."""
+    summary, x_label = fraction_axis(summary, fraction)
     written = []
     for task in sorted(set(summary["task"]) if tasks is None else set(tasks)):
-        figures = {f"marginal_utility_{task}": plot_marginal_utility(summary, task, references)}
+        figures = {f"marginal_utility_{task}": plot_marginal_utility(summary, task, references, x_label)}
         figures |= {
             f"{kind}_{task}": plot_dimension(summary, task, kind, references) for kind in ("depth", "length", "width")
         }
-        figures[f"joint_{task}"] = plot_joint(summary, task, references)
+        figures[f"joint_{task}"] = plot_joint(summary, task, references, x_label)
         for stem, fig in figures.items():
             written += save_figure(fig, out_dir, stem)
     return written

@@ -32,21 +32,21 @@ SELECTION_NOTES = {
 JOINT_SUFFIX = {"depth": "l", "length": "t", "width": "h"}
 SUMMARY_COLUMNS = [
     "task", "student", "kind", "strategy", "amount", "cell", "lr", "n_seeds", "mean", "std",
-    "hsk_fraction", "hsk_bytes_per_example", "metric", "lrs_tried", "selection_score",
+    "hsk_fraction", "hsk_fraction_real", "hsk_bytes_per_example", "metric", "lrs_tried", "selection_score",
     "select_on", "value_column", "n_collapsed", "ci_low", "ci_high", "gain_share", "gain_share_low",
     "gain_share_high",
 ]  # fmt: skip
 TABLE_COLUMNS = [
     "task", "student", "strategy", "amount", "cell", "lr", "n_seeds", "n_collapsed", "mean", "std", "ci_low",
-    "ci_high", "hsk_fraction", "gain_share", "gain_share_low", "gain_share_high",
+    "ci_high", "hsk_fraction", "hsk_fraction_real", "gain_share", "gain_share_low", "gain_share_high",
 ]  # fmt: skip
 REFERENCE_COLUMNS = [
     "task", "metric", "teacher", "trivial", "trivial_rule", "train_examples", "train_requested",
     "train_available", "train_truncated", "dev_examples", "dev_truncated",
 ]  # fmt: skip
 MINIMUM_COLUMNS = [
-    "task", "student", "cell", "kind", "hsk_fraction", "n_seeds", "mean", "ci_low", "ci_high", "gain_share",
-    "gain_share_low", "gain_share_high", "decided_on", "diff_vs_full", "diff_lower_bound", "p_value",
+    "task", "student", "cell", "kind", "hsk_fraction", "hsk_fraction_real", "n_seeds", "mean", "ci_low", "ci_high",
+    "gain_share", "gain_share_low", "gain_share_high", "decided_on", "diff_vs_full", "diff_lower_bound", "p_value",
     "decision", "minimum", "pooled_seed_std",
 ]  # fmt: skip
 LR_SWEEP_COLUMNS = [
@@ -348,6 +348,8 @@ def summarize(
     if runs.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     runs = add_cell_columns(runs)
+    if "hsk_fraction_real" not in runs:  # runs made before hskd recorded the real-token fraction
+        runs = runs.assign(hsk_fraction_real=np.nan)
     chosen = select_lr(runs, select_on)
     at_lr = runs.merge(chosen[[*KEY, "lr"]], on=[*KEY, "lr"]).assign(collapsed=collapsed_flags)
     summary = at_lr.groupby(KEY, as_index=False).agg(
@@ -358,6 +360,7 @@ def summarize(
         mean=(value_column, "mean"),
         std=(value_column, "std"),
         hsk_fraction=("hsk_fraction", "first"),
+        hsk_fraction_real=("hsk_fraction_real", "mean"),
         hsk_bytes_per_example=("hsk_bytes_per_example", "first"),
         metric=("metric", "first"),
         n_collapsed=("collapsed", "sum"),
@@ -457,6 +460,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
                 for row in table.itertuples()
             ],
             "HSK fraction": [f"{f:.3g}" if pd.notna(f) else "" for f in table["hsk_fraction"]],
+            "of real tokens' HSK": [f"{f:.3g}" if pd.notna(f) else "" for f in table["hsk_fraction_real"]],
             "gain share [95% CI]": [
                 format_share(row.gain_share, row.gain_share_low, row.gain_share_high) for row in table.itertuples()
             ],

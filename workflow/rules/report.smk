@@ -59,9 +59,11 @@ rule plot:
     params:
         out=lambda w, output: os.path.dirname(output.joint[0]),
         tasks=STUDY.tasks,
+        fraction=STUDY.report_fraction,
     conda:
         "../../envs/hskd.yaml"
     log:
         "logs/plot.log",
     shell:
-        "hskd plot --summary {input.summary:q} --references {input.references:q} --out {params.out:q} --tasks {params.tasks:q} > {log:q} 2>&1"
+        "hskd plot --summary {input.summary:q} --references {input.references:q} --out {params.out:q} --tasks {params.tasks:q}"
+        " --fraction {params.fraction:q} > {log:q} 2>&1"
