@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from test_wiring import FULL, LayerStudent, run, setup  # noqa: F401  (fixture)
@@ -20,8 +23,9 @@ PAPER = PRESETS["paper"]
 # ------------------------------------------------------------------------------------ batch magnitude
 
 # |values| of one layer, 2 examples x 3 tokens x 2 dims: 12 values 6, 5, 4, 3, 3, 3, 2, 1, 1, 0.5, 0, 0
-TARGET = torch.tensor([[[5.0, -1.0], [3.0, 3.0], [0.5, 2.0]],
-                       [[-4.0, 3.0], [0.0, 0.0], [1.0, -6.0]]]).unsqueeze(1)  # fmt: skip  [2, 1, 3, 2]
+TARGET = torch.tensor([[[5.0, -1.0], [3.0, 3.0], [0.5, 2.0]], [[-4.0, 3.0], [0.0, 0.0], [1.0, -6.0]]]).unsqueeze(
+    1
+)  # fmt: skip  [2, 1, 3, 2]
 
 
 def test_batch_magnitude_keeps_int_f_n_values_over_the_whole_batch():
@@ -142,9 +146,19 @@ def test_bernoulli_keeps_each_dim_whose_draw_exceeds_one_minus_f():
 def test_real_fraction_counts_only_real_tokens():
     # one distilled layer of Ls + 1 = 2 hidden states, D = 2, dim 0 kept, tokens 0..2 selected;
     # example 0 has 2 real tokens: 2 kept / (2 x 2 x 2) = 0.25; example 1 has 4: 3 / (4 x 2 x 2) = 0.1875
-    keep = torch.tensor([True, False]).view(1, 1, 1, 2)
-    fractions = real_fraction(keep, torch.tensor([[0, 1, 2], [0, 1, 2]]), torch.tensor([2, 4]), 2)
-    assert fractions.tolist() == pytest.approx([0.25, 0.1875])
+    keep, tokens, lengths = (
+        torch.tensor([True, False]).view(1, 1, 1, 2),
+        torch.tensor([[0, 1, 2], [0, 1, 2]]),
+        torch.tensor([2, 4]),
+    )
+    assert real_fraction(keep, tokens, lengths, 1, 2).tolist() == pytest.approx([0.25, 0.1875])
+    # the same static mask on both of 2 distilled layers counts twice: 0.5 and 0.375
+    assert real_fraction(keep, tokens, lengths, 2, 2).tolist() == pytest.approx([0.5, 0.375])
+
+
+def test_the_manifest_real_fraction_of_full_hsk_is_one(paper_store, tmp_path):
+    manifest = json.loads((Path(paper_store["hskd"]).parent / "hskd.json").read_text())
+    assert [row["hsk_fraction_real"] for row in manifest["stores"]] == [1.0]
 
 
 # ---------------------------------------------------------------------------------------------- config

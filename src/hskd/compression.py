@@ -195,14 +195,15 @@ def batch_magnitude_mask(target: torch.Tensor, fraction: float, valid: torch.Ten
 
 
 def real_fraction(
-    keep_mask: torch.Tensor, token_index: torch.Tensor, lengths: torch.Tensor, hidden_states: int
+    keep_mask: torch.Tensor, token_index: torch.Tensor, lengths: torch.Tensor, layers: int, hidden_states: int
 ) -> torch.Tensor:
     """Per example [B], the share of its real-token HSK a cell keeps: kept values on non-padding positions
-    / (real tokens x (Ls + 1) x D). `keep_mask` broadcasts to [B, L, K, D] (L distilled layers); `token_index`
-    [B, K] are the kept positions, `lengths` [B] the real-token counts and `hidden_states` = Ls + 1."""
+    / (real tokens x (Ls + 1) x D). `keep_mask` broadcasts to [B, L, K, D] with L = `layers` distilled layers;
+    `token_index` [B, K] are the kept positions, `lengths` [B] the real-token counts and `hidden_states`
+    = Ls + 1."""
     batch, tokens = token_index.shape
     real = (token_index.to(lengths.device) < lengths[:, None])[:, None, :, None]
-    kept = (keep_mask.to(lengths.device) & real).expand(batch, -1, tokens, keep_mask.shape[-1])
+    kept = (keep_mask.to(lengths.device) & real).expand(batch, layers, tokens, keep_mask.shape[-1])
     return kept.flatten(1).sum(1).float() / (lengths.float() * hidden_states * keep_mask.shape[-1])
 
 
@@ -554,7 +555,7 @@ def compress_batch(
         token_index = select_tokens(
             cell.length.scheme, cell.length.keep, input_ids, attention_mask, cls_attention, sep_token_id,
             sep_below_padding,
-        )
+        )  # fmt: skip
     layers = torch.stack([hidden_states[index] for index in teacher], dim=1)  # [B, L, T, D]
     hidden_size = layers.shape[-1]
     gather_index = token_index[:, None, :, None].expand(-1, len(teacher), -1, hidden_size)

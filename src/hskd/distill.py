@@ -181,7 +181,8 @@ def stage1_loss(
         keep_mask = batch_magnitude_mask(target, cell.width.fraction, None if padding_counts else token_mask)
     hidden_states = student(**_student_inputs(batch)).hidden_states
     if real_fractions is not None:
-        real_fractions.append(real_fraction(keep_mask, token_index, lengths, len(hidden_states)))
+        layers = len(hsk.student_layers)
+        real_fractions.append(real_fraction(keep_mask, token_index, lengths, layers, len(hidden_states)))
     loss = torch.zeros((), device=device)
     for position, layer in enumerate(hsk.student_layers):
         hidden = hidden_states[layer]

@@ -142,7 +142,7 @@ def extract(
                 hsk = compress_pass(target.cell, result, sep_token_id, target.student_layers,
                                     protocol.sep_below_padding)  # fmt: skip
                 writer.write(start, hsk)
-                real[key][index] = real_fraction(hsk.keep_mask, hsk.token_index, lengths,
+                real[key][index] = real_fraction(hsk.keep_mask, hsk.token_index, lengths, len(hsk.student_layers),
                                                  target.student_layers + 1).cpu()  # fmt: skip
     for target in targets:  # a student whose store equals another's gets a hard link to it, not a copy
         if target.path != written[target.content_key].path:
