@@ -101,3 +101,22 @@ def test_once_runs_a_finished_step_of_a_resumed_job_no_more(tmp_path):
 def test_job_key_changes_with_any_setting():
     assert job_key(seed=1, lr=1e-3) == job_key(lr=1e-3, seed=1)
     assert job_key(seed=1, lr=1e-3) != job_key(seed=2, lr=1e-3)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "not_a_dict"])
+def test_an_unreadable_saved_state_is_set_aside_and_the_job_starts_fresh(tmp_path, capsys, damage):
+    path = tmp_path / "resume.pt"
+    first = Checkpoint(path, "key", EVERY_STEP)
+    first.once("stage", lambda: {"value": 1})
+    first.save("next stage", {"step": 1})
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00" * 64)
+    else:
+        torch.save([1, 2], path)
+    resumed = Checkpoint(path, "key", EVERY_STEP)
+    assert resumed.once("stage", lambda: {"value": 2}) == {"value": 2}  # computed again, not restored
+    assert resumed.training("next stage") is None
+    assert not path.exists() and (tmp_path / "resume.pt.unreadable").exists()
+    assert "cannot read the saved state" in capsys.readouterr().err

@@ -60,11 +60,27 @@ class Checkpoint:
         self._stage, self._training = None, None
         self._last_save = time.monotonic()
         if every_minutes > 0 and self.path.exists():
-            saved = torch.load(self.path, map_location="cpu", weights_only=True)
+            saved = self._read()
             if saved.get("key") == key and saved.get("format_version") == FORMAT_VERSION:
                 self.done, self._stage, self._training = saved["done"], saved["stage"], saved["training"]
             else:
                 print(f"ignoring {self.path}: saved by a job with other settings, inputs or code", file=sys.stderr)
+
+    def _read(self) -> dict:
+        """The saved state, or {} for a file that cannot be read: it is set aside (suffix .unreadable) with a
+        one-line warning, so the job starts fresh instead of failing on it at every rerun."""
+        try:
+            saved = torch.load(self.path, map_location="cpu", weights_only=True)
+            if isinstance(saved, dict):
+                return saved
+            problem = f"holds a {type(saved).__name__}, not a saved state"
+        except Exception as err:  # torch raises many types for a damaged file (pickle, zip, EOF, runtime)
+            problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        aside = self.path.with_name(self.path.name + ".unreadable")
+        self.path.replace(aside)
+        print(f"warning: cannot read the saved state {self.path} ({problem}); moved it to {aside}, starting fresh",
+              file=sys.stderr)  # fmt: skip
+        return {}
 
     def once(self, name: str, compute: Callable[[], dict]) -> dict:
         if name not in self.done:
