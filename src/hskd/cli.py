@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from hskd.config import PRECISIONS, ConfigError, Shape, StageConfig, StudentConfig, TeacherConfig
 from hskd.glue import GlueFormatError
@@ -17,15 +19,58 @@ from hskd.protocol import PRESETS
 from hskd.protocol import from_dict as protocol_from_dict
 from hskd.store import StoreMismatchError
 
+T = TypeVar("T")
+
 
 def _json(text: str):
     """A JSON argument, or @file holding JSON."""
     return json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
 
 
+def _parsed(option: str, text: str, build: Callable[[Any], T]) -> T:
+    """`build` applied to a JSON option; any error in either becomes one ConfigError line naming `option`."""
+    try:
+        return build(_json(text))
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as err:
+        reason = str(err).splitlines()[0] if str(err) else ""
+        raise ConfigError(f"{option}: {type(err).__name__}: {reason}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _teacher_config(settings: dict) -> TeacherConfig:
     shape = settings.get("random_init")
     return TeacherConfig(**{**settings, "random_init": Shape(**shape) if shape else None})
+
+
+def _student_config(settings: dict) -> StudentConfig:
+    shape = settings.get("random_init")
+    return StudentConfig(**{**settings, "random_init": Shape(**shape) if shape else None})
+
+
+def _run_settings(settings: dict):
+    from hskd.compression import parse_cell
+    from hskd.distill import RunSettings
+
+    settings = {**settings, "stage1": StageConfig(**settings["stage1"]), "stage2": StageConfig(**settings["stage2"])}
+    run_settings = RunSettings(**settings)
+    parse_cell(run_settings.cell)
+    protocol_from_dict(run_settings.protocol)
+    if run_settings.kd_mode not in ("cached", "online"):
+        raise ValueError(f"kd_mode {run_settings.kd_mode!r} is not cached or online")
+    return run_settings
+
+
+def _store_targets(rows: list) -> list:
+    from hskd.compression import parse_cell
+    from hskd.extract import StoreTarget
+
+    return [StoreTarget(row["student"], row["student_layers"], parse_cell(row["cell"]), row["path"]) for row in rows]
 
 
 def cmd_make_smoke_data(args) -> None:
@@ -48,8 +93,9 @@ def cmd_prepare_data(args) -> None:
 def cmd_finetune_teacher(args) -> None:
     from hskd.teacher import finetune
 
+    teacher = _parsed("--settings", args.settings, _teacher_config)
     result = finetune(
-        args.task, _teacher_config(_json(args.settings)), str(Path(args.data_dir) / "train.safetensors"),
+        args.task, teacher, str(Path(args.data_dir) / "train.safetensors"),
         str(Path(args.data_dir) / "dev.safetensors"), args.out_dir, args.threads, args.group_by_length,
         args.checkpoint_minutes, args.precision,
     )  # fmt: skip
@@ -59,38 +105,33 @@ def cmd_finetune_teacher(args) -> None:
 def cmd_init_student(args) -> None:
     from hskd.student_init import init_student
 
-    settings = _json(args.settings)
-    shape = settings.get("random_init")
-    student = StudentConfig(**{**settings, "random_init": Shape(**shape) if shape else None})
+    student = _parsed("--settings", args.settings, _student_config)
     check_teacher_margin(Path(args.teacher_dir) / "metrics.json", args.teacher_margin)
     init_student(args.task, student, args.teacher_dir, args.train, args.out_dir, args.seed, args.threads)
 
 
 def cmd_extract(args) -> None:
-    from hskd.compression import parse_cell
-    from hskd.extract import StoreTarget, extract
+    from hskd.extract import extract
 
+    targets = _parsed("--stores", args.stores, _store_targets)
+    protocol = _parsed("--protocol", args.protocol, protocol_from_dict)
     check_teacher_margin(Path(args.teacher_dir) / "metrics.json", args.teacher_margin)
-    targets = [
-        StoreTarget(row["student"], row["student_layers"], parse_cell(row["cell"]), row["path"])
-        for row in _json(args.stores)
-    ]
     manifest = extract(args.teacher_dir, args.train, targets, args.logits, args.manifest, args.threads, args.precision,
-                       protocol_from_dict(_json(args.protocol)))  # fmt: skip
+                       protocol)  # fmt: skip
     print(f"extract: {manifest['teacher_forward_passes']} teacher batches, {len(targets)} stores")
 
 
 def cmd_distill(args) -> None:
-    from hskd.distill import RunInputs, RunSettings, run
+    from hskd.distill import RunInputs, run
 
-    settings = _json(args.settings)
-    settings["stage1"] = StageConfig(**settings["stage1"])
-    settings["stage2"] = StageConfig(**settings["stage2"])
+    settings = _parsed("--settings", args.settings, _run_settings)
+    if settings.kd_mode == "cached" and not args.store:
+        raise ConfigError("--store: a cached run (kd_mode cached in --settings) needs its HSK store")
     inputs = RunInputs(
         student_dir=args.student_dir, teacher_dir=args.teacher_dir, train=args.train, heldout=args.heldout,
         dev=args.dev, logits=args.logits, store=args.store or None,
     )  # fmt: skip
-    metrics = run(RunSettings(**settings), inputs, args.out, args.checkpoint_minutes)
+    metrics = run(settings, inputs, args.out, args.checkpoint_minutes)
     print(f"{metrics['cell']} seed {metrics['seed']}: dev {metrics['metric']} final {metrics['dev_final']:.4f}")
 
 
@@ -182,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True)
     p.add_argument("--glue-dir", default="")
     p.add_argument("--tokenizer", required=True)
-    p.add_argument("--max-seq-length", type=int, required=True)
+    p.add_argument("--max-seq-length", type=_positive_int, required=True)
     p.add_argument("--train-subset", type=int, default=0, help="0 = all")
     p.add_argument("--heldout-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=0)

@@ -288,6 +288,19 @@ def _check_student(study: StudyConfig, student: StudentConfig, teacher_layers: i
     layers = student.layers if isinstance(student.layers, list) else [student.layers]
     if max(layers) > teacher_layers:
         raise ConfigError(f"{key}.layers: {student.layers} exceeds the teacher's {teacher_layers} layers")
+    if len(set(layers)) != len(layers):
+        raise ConfigError(f"{key}.layers: {student.layers} names a teacher layer twice")
+    heads = _teacher_heads(study)
+    if heads is not None and student.heads > heads:
+        raise ConfigError(f"{key}.heads: {student.heads} > the teacher's {heads} attention heads")
+
+
+def _teacher_heads(study: StudyConfig) -> int | None:
+    """The teacher's attention heads per layer, where known without downloading anything."""
+    if study.teacher.random_init:
+        return study.teacher.random_init.heads
+    local = _local_model_config(study.teacher.model)
+    return local["num_attention_heads"] if local else None
 
 
 def _check_glue_dir(study: StudyConfig) -> None:
@@ -313,7 +326,7 @@ def _check_glue_dir(study: StudyConfig) -> None:
 
 def check(study: StudyConfig) -> None:
     """Cross-field checks; raise ConfigError naming the key of the first problem."""
-    from hskd.grid import study_cells
+    from hskd.grid import joint_cells, study_cells
 
     for task in study.tasks:
         try:
@@ -326,10 +339,18 @@ def check(study: StudyConfig) -> None:
     if study.grid.sweep_seeds > len(study.seeds):
         raise ConfigError(f"grid.sweep_seeds: {study.grid.sweep_seeds} > the {len(study.seeds)} seeds")
     teacher_layers, _ = teacher_shape(study)
+    try:
+        joint_cells(study)
+    except ValueError as err:
+        raise ConfigError(f"grid.joint: {err}") from None
     for student in study.students.values():
         _check_student(study, student, teacher_layers)
+        try:
+            cells = study_cells(study, student.name)
+        except ValueError as err:
+            raise ConfigError(f"grid: {err}") from None
         for task in study.tasks:
-            for cell in study_cells(study, student.name):
+            for cell in cells:
                 if cell.is_none:
                     continue
                 try:

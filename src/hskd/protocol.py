@@ -64,5 +64,8 @@ def resolve(name: str, overrides: dict[str, str | None] | None = None) -> Protoc
 
 
 def from_dict(values: dict[str, str]) -> Protocol:
-    """A Protocol from `as_dict` output (how the CLI receives it)."""
-    return Protocol(**values)
+    """A Protocol from `as_dict` output (how the CLI receives it), every choice checked."""
+    unknown = sorted(set(values) - {"name", *CHOICES})
+    if unknown or set(CHOICES) - set(values):
+        raise ValueError(f"protocol needs exactly the keys name, {', '.join(CHOICES)}; got {sorted(values)}")
+    return resolve(values["name"], {key: value for key, value in values.items() if key != "name"})

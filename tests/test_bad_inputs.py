@@ -1,0 +1,131 @@
+"""Bad input, table-driven: each case gets one line naming the key, file or CLI option, before any job runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import yaml
+from conftest import ROOT
+
+from hskd.cli import main
+from hskd.config import ConfigError, load
+
+DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def _set(config: dict, dotted: str, value) -> dict:
+    *parents, last = dotted.split(".")
+    node = config
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return config
+
+
+# (config key to change, value, what the one-line error must contain)
+CONFIG_CASES = [
+    ("tasks", ["SST2"], "tasks"),
+    ("tasks", [], "tasks"),
+    ("threads", 0, "threads"),
+    ("seeds", [], "seeds"),
+    ("seeds", [1, 1], "seeds"),
+    ("kd_mode", "always", "kd_mode"),
+    ("cache_budget_gb", -1, "cache_budget_gb"),
+    ("precision", "fp16", "precision"),
+    ("checkpoint_minutes", -1, "checkpoint_minutes"),
+    ("width_loss", "l1", "width_loss"),
+    ("protocol", "tinybert", "protocol"),
+    ("protocol_choices.hsk_padding", "some", "protocol_choices.hsk_padding"),
+    ("protocol_choices.padding", "masked", "protocol_choices"),
+    ("data.max_seq_length", 0, "data.max_seq_length"),
+    ("data.heldout_size", 0, "data.heldout_size"),
+    ("data.train_subset", -5, "data.train_subset"),
+    ("teacher.model", "/no/such/model", "teacher.model"),
+    ("teacher.lr", -1e-5, "teacher.lr"),
+    ("teacher.learning_rate", 1e-5, "teacher"),
+    ("students.pruned.layers", [2, 2, 6], "students.pruned.layers"),
+    ("students.pruned.layers", [2, 4, 9], "students.pruned.layers"),
+    ("students.pruned.heads", 24, "students.pruned.heads"),
+    ("students.pruned.family", "distilled", "students.pruned.family"),
+    ("students.pretrained.model", "/no/such/student", "students.pretrained.model"),
+    ("students.pretrained.layers", 9, "students.pretrained.layers"),
+    ("stage1.lr", 0, "stage1.lr"),
+    ("stage1.schedule", "cosine", "stage1.schedule"),
+    ("stage2.batch_size", 0, "stage2.batch_size"),
+    ("stage2.temperature", 0, "stage2.temperature"),
+    ("grid.full_map", "top0", "grid"),
+    ("grid.full_map", "top99", "grid"),
+    ("grid.sweep_seeds", 9, "grid.sweep_seeds"),
+    ("grid.depth.keep", [0], "grid.depth.keep"),
+    ("grid.depth.keep", [9], "grid"),
+    ("grid.length.schemes", ["random"], "grid.length.schemes"),
+    ("grid.length.keep", [999], "grid"),
+    ("grid.width.schemes", ["topk"], "grid.width.schemes"),
+    ("grid.width.fractions", [1.5], "grid.width.fractions"),
+    ("grid.joint.configs", ["1l_4t_0h"], "grid.joint"),
+    ("grid.joint.configs", ["0l_4t_0.1h"], "grid.joint"),
+    ("grid.joint.configs", ["1l_4t"], "grid.joint.configs"),
+    ("grid.joint.length", "cls", "grid.joint"),
+    ("baselines.lrs", [], "baselines.lrs"),
+    ("baselines.select_on", "test", "baselines.select_on"),
+    ("report.margin", 0, "report.margin"),
+    ("report.fraction", "both", "report.fraction"),
+    ("glue_dir", "/no/such/glue", "glue_dir"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "named"), CONFIG_CASES, ids=[f"{k}={v}" for k, v, _ in CONFIG_CASES])
+def test_a_bad_config_value_gets_one_line_naming_its_key(key, value, named):
+    config = _set(copy.deepcopy(DEFAULT), key, value)
+    with pytest.raises(ConfigError) as err:
+        load(config)
+    message = str(err.value)
+    assert named in message and "\n" not in message, message
+
+
+def _settings(**changes) -> str:
+    stage = {"epochs": 1, "epochs_by_task": {}, "lr": 1e-3, "batch_size": 16, "warmup_ratio": 0.0,
+             "weight_decay": 0.0, "temperature": 1.0, "eval_every": 100, "schedule": "constant"}  # fmt: skip
+    settings = {"task": "SST-2", "student": "s", "cell": "depth=all-top2/length=all/width=all", "lr": 1e-3,
+                "seed": 0, "stage1": stage, "stage2": stage, "width_loss": "paper", "freeze_word_embeddings": True,
+                "group_by_length": True, "threads": 1, "kd_mode": "cached"}  # fmt: skip
+    return json.dumps({**settings, **changes})
+
+
+DISTILL = ["distill", "--student-dir", "{tmp}", "--teacher-dir", "{tmp}", "--train", "{tmp}/t", "--heldout",
+           "{tmp}/h", "--dev", "{tmp}/d", "--logits", "{tmp}/l", "--out", "{tmp}/m.json"]  # fmt: skip
+EXTRACT = ["extract", "--teacher-dir", "{tmp}", "--train", "{tmp}/t", "--logits", "{tmp}/l", "--manifest",
+           "{tmp}/m.json"]  # fmt: skip
+
+# (argv, what the one-line error must contain)
+CLI_CASES = [
+    ([*DISTILL, "--settings", "notjson"], "--settings"),
+    ([*DISTILL, "--settings", "{}"], "--settings"),
+    ([*DISTILL, "--settings", _settings(cell="depth=top2")], "--settings"),
+    ([*DISTILL, "--settings", _settings()], "--store"),  # cached mode without a store
+    ([*DISTILL, "--settings", _settings(kd_mode="none")], "kd_mode"),
+    ([*EXTRACT, "--stores", "notjson"], "--stores"),
+    ([*EXTRACT, "--stores", "[{}]"], "--stores"),
+    ([*EXTRACT, "--stores", "[]", "--protocol", "notjson"], "--protocol"),
+    ([*EXTRACT, "--stores", "[]", "--protocol", "{}"], "--protocol"),
+    (["prepare-data", "--task", "SST-2", "--tokenizer", "minilm-l6", "--max-seq-length", "0", "--out-dir", "{tmp}"],
+     "--max-seq-length"),
+    (["finetune-teacher", "--task", "SST-2", "--settings", "notjson", "--data-dir", "{tmp}", "--out-dir", "{tmp}"],
+     "--settings"),
+    (["init-student", "--task", "SST-2", "--settings", "{}", "--teacher-dir", "{tmp}", "--train", "{tmp}/t",
+      "--out-dir", "{tmp}/s"], "--settings"),
+    (["aggregate", "--results", "{tmp}/nosuch", "--out", "{tmp}/tables"], "nosuch"),
+    (["plot", "--summary", "{tmp}/nosuch.csv", "--out", "{tmp}/figures"], "nosuch.csv"),
+]
+
+
+@pytest.mark.parametrize(("argv", "named"), CLI_CASES, ids=[" ".join(a[:1] + a[-2:])[:60] for a, _ in CLI_CASES])
+def test_a_bad_cli_call_gets_one_line_naming_its_option(tmp_path, capsys, argv, named):
+    argv = [part.replace("{tmp}", str(tmp_path)) for part in argv]
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    # hskd's own checks exit with the message; argparse's print it (last line of stderr) and exit 2
+    message = err.value.code if isinstance(err.value.code, str) else capsys.readouterr().err.strip().splitlines()[-1]
+    assert named in message and "\n" not in message, message
