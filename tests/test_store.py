@@ -207,3 +207,76 @@ def test_file_sha256(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"abc" * 1000)
     assert file_sha256(path, chunk=7) == hashlib.sha256(b"abc" * 1000).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ integrity
+
+
+def _damaged_store(tmp_path, gen, monkeypatch, damage: str, fix_checksum: bool) -> HSKStore:
+    """A magnitude store of N examples in blocks of 4, with example 5 (block 1) damaged on disk."""
+    from hskd import store as store_module
+
+    monkeypatch.setattr(store_module, "BLOCK_EXAMPLES", 4)
+    path = tmp_path / "hsk.safetensors"
+    write_in_chunks(path, magnitude_batch(gen), "magnitude")
+    _, entries, start = store_module._read_header(path)
+    mm, arrays = store_module._map_tensors(path, start, entries, "r+")
+    if damage == "zeros":
+        arrays["values"][5, 0, :4] = 0
+    elif damage in ("nan", "inf"):
+        arrays["values"][5, 1, 3] = np.float16(damage)
+    elif damage == "swapped_bits":
+        bits = np.unpackbits(arrays["entry_bits"][5, 0], bitorder=BITORDER)
+        on, off = np.flatnonzero(bits)[0], np.flatnonzero(bits == 0)[0]
+        bits[on], bits[off] = 0, 1
+        arrays["entry_bits"][5, 0] = np.packbits(bits, bitorder=BITORDER)
+    elif damage == "token_out_of_range":
+        arrays["token_index"][5, 0] = 500
+    if fix_checksum:  # damage that a checksum recomputed after it would hide: the content checks still catch it
+        arrays["block_crc32"][1] = store_module._block_crc32(arrays, 1)
+    mm.flush()
+    del mm, arrays
+    return HSKStore(path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "fix_checksum", "message"),
+    [
+        ("zeros", False, "fails its checksum"),
+        ("nan", False, "fails its checksum"),
+        ("inf", False, "fails its checksum"),
+        ("swapped_bits", False, "fails its checksum"),
+        ("token_out_of_range", False, "fails its checksum"),
+        ("nan", True, "holds non-finite values"),
+        ("inf", True, "holds non-finite values"),
+        ("token_out_of_range", True, "has token positions outside \\[0, 128\\)"),
+    ],
+)
+def test_a_damaged_block_stops_the_read_naming_file_and_block(tmp_path, gen, monkeypatch, damage, fix_checksum,
+                                                               message):  # fmt: skip
+    from hskd.store import StoreCorruptError
+
+    store = _damaged_store(tmp_path, gen, monkeypatch, damage, fix_checksum)
+    store.batch([0, 1, 2, 3, 8])  # blocks 0 and 2 are intact
+    with pytest.raises(StoreCorruptError, match=f"hsk.safetensors: block 1 \\(examples 4..7\\) {message}"):
+        store.batch([6, 5])
+
+
+def test_a_truncated_store_is_refused_naming_the_file(tmp_path, gen):
+    from hskd.store import StoreCorruptError
+
+    path = tmp_path / "hsk.safetensors"
+    write_in_chunks(path, magnitude_batch(gen), "magnitude")
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(StoreCorruptError, match="hsk.safetensors: cannot read the store"):
+        HSKStore(path)
+
+
+def test_the_writer_refuses_non_finite_hsk(tmp_path, gen):
+    batch = magnitude_batch(gen)
+    batch.target[3, 0][batch.keep_mask[3, 0]] = float("nan")
+    with pytest.raises(ValueError, match="non-finite HSK values .* in examples 0..12"), writer(
+        tmp_path / "hsk.safetensors", "magnitude"
+    ) as w:
+        w.write(0, batch)
+    assert not list(tmp_path.iterdir())

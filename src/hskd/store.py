@@ -9,6 +9,10 @@ with one fancy-index per tensor. Tensors (L layers, K kept tokens, D teacher wid
 - dense width layout: ``width_index`` int32 [Dk] and ``values`` F16 [N, L, K, Dk]
 - magnitude width layout: ``values`` F16 [N, L, m], the kept entries in ascending flat (token, dim) order,
   and ``entry_bits`` U8 [N, L, ceil(K*D/8)], ``np.packbits`` of the [K*D] keep mask with bitorder "little".
+- ``block_crc32``: U32 [ceil(N / BLOCK_EXAMPLES)], per block of examples the CRC-32 of its rows of
+  ``token_index``, ``values`` and ``entry_bits`` (in that order). A reader verifies each block the first
+  time it reads from it, with its values finite and its token positions in range, so a damaged store stops
+  a run with one line naming the file and the block instead of training a student on it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +31,8 @@ from safetensors import safe_open
 
 from hskd.compression import HSKBatch
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+BLOCK_EXAMPLES = 256  # examples per checksum block: a block is verified once, on its first read
 BITORDER = "little"
 WIDTH_LAYOUTS = ("dense", "magnitude")
 
@@ -37,6 +43,7 @@ _DTYPES = {
     "I32": np.int32,
     "I64": np.int64,
     "U8": np.uint8,
+    "U32": np.uint32,
 }
 _DTYPE_NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
 _PER_EXAMPLE = ("token_index", "values", "entry_bits")
@@ -47,6 +54,19 @@ HeaderEntries = dict[str, dict]
 
 class StoreMismatchError(ValueError):
     """A store was built from another teacher, dataset or format version than the current one."""
+
+
+class StoreCorruptError(StoreMismatchError):
+    """A store's bytes are damaged: a block fails its checksum, holds non-finite values or bad positions."""
+
+
+def _block_crc32(arrays: dict[str, np.ndarray], block: int) -> int:
+    rows = slice(block * BLOCK_EXAMPLES, (block + 1) * BLOCK_EXAMPLES)
+    crc = 0
+    for name in _PER_EXAMPLE:
+        if name in arrays:
+            crc = zlib.crc32(np.ascontiguousarray(arrays[name][rows]), crc)
+    return crc
 
 
 def _short(sha: str) -> str:
@@ -180,6 +200,7 @@ class HSKStoreWriter:
             "student_layers": (np.int32, (num_layers,)),
             "teacher_layers": (np.int32, (num_layers,)),
             "token_index": (token_dtype, (num_examples, num_tokens)),
+            "block_crc32": (np.uint32, (-(-num_examples // BLOCK_EXAMPLES),)),
             **width_specs,
         }
         metadata = _merge_metadata(
@@ -289,7 +310,8 @@ class HSKStoreWriter:
             self._arrays["entry_bits"][rows] = bits
         values = values.astype(np.float16)
         if not np.isfinite(values).all():
-            raise ValueError("HSK values overflow float16")
+            raise ValueError(f"{self.path}: non-finite HSK values (NaN, inf, or beyond float16) in examples "
+                             f"{start}..{start + size - 1}; the teacher's hidden states are not finite")  # fmt: skip
         self._arrays["values"][rows] = values
         self._arrays["token_index"][rows] = tokens.numpy()
         self._written[rows] = True
@@ -325,6 +347,9 @@ class HSKStoreWriter:
                 f"{self.path}: {missing.size} of {self.num_examples} examples were never written "
                 f"(first: {missing[0]})"
             )
+        crc = self._arrays["block_crc32"]
+        for block in range(len(crc)):
+            crc[block] = _block_crc32(self._arrays, block)
         self._mm.flush()
         self._release()
         os.replace(self._tmp, self.path)
@@ -344,9 +369,15 @@ class HSKStore:
         self, path: str | os.PathLike, *, teacher_sha256: str | None = None, data_sha256: str | None = None
     ) -> None:
         self.path = Path(path)
-        self.metadata, entries, data_start = _read_header(self.path)
+        try:
+            self.metadata, entries, data_start = _read_header(self.path)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise StoreCorruptError(f"{self.path}: cannot read the store header ({err}); rebuild it") from None
         _check_metadata(self.path, self.metadata, teacher_sha256, data_sha256)
-        _, self._arrays = _map_tensors(self.path, data_start, entries, "r")
+        try:
+            _, self._arrays = _map_tensors(self.path, data_start, entries, "r")
+        except (ValueError, KeyError) as err:
+            raise StoreCorruptError(f"{self.path}: cannot read the store's tensors ({err}); rebuild it") from None
         self.num_examples = int(self.metadata["num_examples"])
         self.cell = self.metadata["cell"]
         self.split = self.metadata["split"]
@@ -356,6 +387,8 @@ class HSKStore:
         self.teacher_layers = self._arrays["teacher_layers"].tolist()
         self.num_tokens = self._arrays["token_index"].shape[1]
         self.bytes_per_example = _bytes_per_example(self._arrays)
+        self.max_seq_length = int(self.metadata["max_seq_length"])
+        self._verified = np.zeros(len(self._arrays["block_crc32"]), dtype=bool)
         if self.width_layout == "dense":
             self._width_index = self._arrays["width_index"].astype(np.int64)
             self._full_width = np.array_equal(self._width_index, np.arange(self.hidden_size))
@@ -375,6 +408,9 @@ class HSKStore:
             raise ValueError("example_indices must be 1-D")
         if idx.size and (idx.min() < 0 or idx.max() >= self.num_examples):
             raise IndexError(f"example indices must lie in [0, {self.num_examples})")
+        for block in np.unique(idx // BLOCK_EXAMPLES):
+            if not self._verified[block]:
+                self._verify(int(block))
         tokens = torch.from_numpy(self._arrays["token_index"][idx].astype(np.int64))
         values = self._arrays["values"][idx]
         if self.width_layout == "dense":
@@ -382,6 +418,21 @@ class HSKStore:
         else:
             target, keep = self._decode_magnitude(values, self._arrays["entry_bits"][idx])
         return HSKBatch(list(self.student_layers), list(self.teacher_layers), tokens, target, keep)
+
+    def _verify(self, block: int) -> None:
+        """Check one block's checksum, values and token positions; StoreCorruptError naming it if damaged."""
+        first = block * BLOCK_EXAMPLES
+        rows = slice(first, first + BLOCK_EXAMPLES)
+        where = f"{self.path}: block {block} (examples {first}..{min(first + BLOCK_EXAMPLES, self.num_examples) - 1})"
+        rebuild = "delete the store and rerun snakemake to rebuild it (the extraction job rewrites the task's stores)"
+        if _block_crc32(self._arrays, block) != self._arrays["block_crc32"][block]:
+            raise StoreCorruptError(f"{where} fails its checksum: the file is damaged; {rebuild}")
+        if not np.isfinite(self._arrays["values"][rows]).all():
+            raise StoreCorruptError(f"{where} holds non-finite values; {rebuild}")
+        tokens = self._arrays["token_index"][rows]
+        if tokens.min() < 0 or tokens.max() >= self.max_seq_length:
+            raise StoreCorruptError(f"{where} has token positions outside [0, {self.max_seq_length}); {rebuild}")
+        self._verified[block] = True
 
     def _decode_dense(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         if self._full_width:
