@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -232,3 +233,116 @@ def test_a_non_finite_loss_stops_the_run_and_writes_nothing(tiny_task, setup, tm
     with pytest.raises(FloatingPointError, match="stage 1 .* loss is nan at step 1"):
         run(tiny_task, setup, FULL, "nan.json")
     assert not (setup["out"] / "nan.json").exists()
+
+
+# ------------------------------------------------------------------------------- per-layer token ranking
+
+
+def test_each_distilled_layer_ranks_tokens_by_the_attention_of_the_layer_that_produced_it():
+    from hskd.compression import compress_batch
+
+    ids, mask = torch.tensor([[101, 5, 6, 7, 102]]), torch.ones(1, 5, dtype=torch.long)
+    # [CLS] rows of teacher layers 1, 2, 3 (they disagree): top 2 = {1, 2}, {3, 4}, {1, 4}
+    layer_attention = torch.tensor([[[0.0, 0.5, 0.4, 0.05, 0.05]],
+                                    [[0.0, 0.05, 0.05, 0.4, 0.5]],
+                                    [[0.0, 0.5, 0.05, 0.05, 0.4]]])  # fmt: skip
+    hidden = torch.arange(4 * 5 * 2, dtype=torch.float).view(4, 1, 5, 2)  # teacher states 0..3
+    cell = parse_cell("depth=all-top3/length=attention-2/width=all")
+    last = compress_batch(cell, hidden, layer_attention[-1], ids, mask, 102, 3)
+    mapped = compress_batch(cell, hidden, layer_attention[-1], ids, mask, 102, 3, layer_attention=layer_attention)
+    assert last.token_index.tolist() == [[1, 4]]
+    # teacher states 0, 1, 2, 3 <- attention of layers 1, 1, 2, 3
+    assert mapped.token_index.tolist() == [[[1, 2], [1, 2], [3, 4], [1, 4]]]
+    assert torch.equal(mapped.target[0, 2], hidden[2, 0, [3, 4]])  # state 2's values at its own tokens
+
+
+def test_logit_scores_rank_like_the_mean_of_pre_softmax_scores():
+    from hskd.teacher import cls_attention_rows
+
+    # one layer, 2 heads, [CLS] row over 3 tokens; mean probability [0.3, 0.425, 0.275] ranks 1, 0, 2;
+    # mean log-probability [-1.498, -0.949, -1.295] ranks 1, 2, 0
+    attention = torch.zeros(1, 2, 3, 3)
+    attention[0, 0, 0] = torch.tensor([0.1, 0.6, 0.3])
+    attention[0, 1, 0] = torch.tensor([0.5, 0.25, 0.25])
+    probability = cls_attention_rows((attention,), "probability")[0, 0]
+    logit = cls_attention_rows((attention,), "logit")[0, 0]
+    assert probability.argsort(descending=True).tolist() == [1, 0, 2]
+    assert logit.argsort(descending=True).tolist() == [1, 2, 0]
+    assert logit.tolist() == pytest.approx([-1.4979, -0.9486, -1.2951], abs=1e-4)
+
+
+class PositionStudent:
+    """Hidden state l at position p is 10 l + p everywhere; projections are the identity."""
+
+    def __call__(self, input_ids, attention_mask, token_type_ids):
+        batch, length = input_ids.shape
+        states = [(10.0 * layer + torch.arange(length, dtype=torch.float)).view(1, length, 1).expand(batch, -1, 2)
+                  for layer in range(4)]  # fmt: skip
+        return SimpleNamespace(hidden_states=tuple(states))
+
+    def project(self, layer, hidden):
+        return hidden
+
+
+def test_stage1_compares_each_layer_at_its_own_tokens():
+    batch = {"input_ids": torch.ones(1, 4, dtype=torch.long), "token_type_ids": torch.zeros(1, 4, dtype=torch.long),
+             "attention_mask": torch.ones(1, 4, dtype=torch.long)}  # fmt: skip
+    hsk = HSKBatch(student_layers=[1, 2], teacher_layers=[2, 4], token_index=torch.tensor([[[1], [3]]]),
+                   target=torch.zeros(1, 2, 1, 2), keep_mask=torch.ones(1, 1, 1, 2, dtype=torch.bool))  # fmt: skip
+    # layer 1 at position 1: 11^2; layer 2 at position 3: 23^2 (one shared set would use one position for both)
+    assert stage1_loss(PositionStudent(), batch, hsk, "paper").item() == pytest.approx(11**2 + 23**2)
+
+
+def test_a_store_with_a_token_set_per_layer_round_trips(tmp_path):
+    from hskd.grid import store_bytes_per_example
+    from hskd.store import HSKStoreWriter
+
+    cell = parse_cell("depth=all-top2/length=attention-2/width=all")
+    tokens = torch.tensor([[[1, 2], [0, 3], [2, 3]], [[0, 1], [1, 2], [0, 2]]])
+    target = torch.randn(2, 3, 2, 4, generator=torch.Generator().manual_seed(0)).half().float()
+    batch = HSKBatch([0, 1, 2], [0, 1, 2], tokens, target, torch.ones(1, 1, 1, 4, dtype=torch.bool))
+    path = tmp_path / "s.safetensors"
+    with HSKStoreWriter(path, num_examples=2, cell=str(cell), split="train", student_layers=[0, 1, 2],
+                        teacher_layers=[0, 1, 2], num_tokens=2, hidden_size=4, max_seq_length=4,
+                        width_layout="dense", kept_dims=None, kept_entries=None, teacher_sha256="a",
+                        data_sha256="b", per_layer_tokens=True) as writer:  # fmt: skip
+        writer.write(0, batch)
+    store = HSKStore(path)
+    read = store.batch([1, 0])
+    assert read.token_index.tolist() == tokens[[1, 0]].tolist() and torch.equal(read.target.float(), target[[1, 0]])
+    # int16 positions of 2 tokens x 3 layers, fp16 values of 3 layers x 2 tokens x 4 dims
+    expected = 2 * 2 * 3 + 3 * 2 * 2 * 4
+    assert store.bytes_per_example == store_bytes_per_example(cell, 2, 4, 4, per_layer_tokens=True) == expected
+
+
+ATTENTION_CELL = "depth=all-top2/length=attention_nosep-3/width=magnitude_batch-0.2"
+
+
+def test_paper_extraction_and_online_distillation_rank_tokens_per_layer_alike(tiny_task, tmp_path):
+    from transformers import BertConfig
+
+    from hskd.data import TokenizedSplit
+    from hskd.distill import OnlineHSK
+    from hskd.students import pretrained_student_from_config
+
+    path = str(tmp_path / "attention.safetensors")
+    target = StoreTarget("s", 2, parse_cell(ATTENTION_CELL), path)
+    manifest = extract(tiny_task["teacher"], tiny_task["train"], [target], str(tmp_path / "l.st"),
+                       str(tmp_path / "m.json"), threads=1, protocol=PAPER)  # fmt: skip
+    row = manifest["stores"][0]
+    assert row["bytes_per_example"] == row["expected_bytes_per_example"]
+    train = TokenizedSplit.load(tiny_task["train"])
+    index = torch.tensor([5, 1, 17, 30, 2, 9])
+    batch = train.batch(index, pad_to=train.max_seq_length)
+    cached = CachedHSK(HSKStore(path), parse_cell(ATTENTION_CELL), PAPER)(index, batch)
+    assert cached.token_index.shape == (6, 3, 3)  # a token set per distilled layer
+    assert not all(torch.equal(cached.token_index[:, 0], cached.token_index[:, i]) for i in (1, 2))
+    online = OnlineHSK.load(tiny_task["teacher"], parse_cell(ATTENTION_CELL), 2, train.max_seq_length,
+                            torch.device("cpu"), PAPER)(index, batch)  # fmt: skip
+    assert torch.equal(cached.token_index, online.token_index)
+    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32)  # fmt: skip
+    student = pretrained_student_from_config(config, num_labels=2, teacher_hidden_size=32, seed=0).eval()
+    cell = parse_cell(ATTENTION_CELL)
+    losses = [stage1_loss(student, batch, hsk, "paper", padding_counts=True, cell=cell) for hsk in (cached, online)]
+    torch.testing.assert_close(losses[0], losses[1], rtol=2e-3, atol=1e-5)

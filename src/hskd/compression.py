@@ -49,7 +49,8 @@ class HSKBatch:
 
     student_layers: list[int]  # student hidden-state indices (0 = embeddings), length L
     teacher_layers: list[int]  # teacher hidden-state indices (0 = embeddings), length L
-    token_index: torch.Tensor  # LongTensor [B, K], selected positions, sorted ascending
+    # LongTensor [B, K] (one token set for every layer) or [B, L, K] (per layer), sorted ascending
+    token_index: torch.Tensor
     target: torch.Tensor  # float [B, L, K, D] (fp32, or fp16 from a store): teacher hidden states, 0 where dropped
     keep_mask: torch.Tensor  # BoolTensor broadcastable to [B, L, K, D]: True where the value was kept
 
@@ -181,17 +182,20 @@ def batch_magnitude_mask(target: torch.Tensor, fraction: float, valid: torch.Ten
     """``magnitude_batch`` keep mask [B, L, K, D] of a batch's full-width target [B, L, K, D], as the paper's
     code: per layer, one threshold over the whole batch, the int(f * n)-th largest |value| of its n values,
     and every value at or above it kept (ties too). `valid` (bool [B, K]) limits the values ranked and n
-    to those tokens (masked padding); None ranks every position, padding included (the paper).
+    to those tokens (masked padding; [B, L, K] with a token set per layer); None ranks every position,
+    padding included (the paper).
     """
     magnitude = target.abs()
     if valid is not None:
-        magnitude = magnitude * valid[:, None, :, None]
-    per_layer = magnitude.transpose(0, 1).flatten(1)  # [L, B*K*D]
-    ranked = per_layer.shape[1] if valid is None else int(valid.sum()) * target.shape[-1]
-    count = max(1, int(fraction * ranked))
-    threshold = per_layer.topk(count, dim=1).values[:, -1]
-    keep = magnitude >= threshold[None, :, None, None]
-    return keep if valid is None else keep & valid[:, None, :, None]
+        valid = (valid[:, None, :] if valid.ndim == 2 else valid).expand(-1, target.shape[1], -1)[..., None]
+        magnitude = magnitude * valid
+    keep = torch.zeros_like(magnitude, dtype=torch.bool)
+    for layer in range(target.shape[1]):
+        values = magnitude[:, layer]
+        ranked = values.numel() if valid is None else int(valid[:, layer].sum()) * target.shape[-1]
+        threshold = values.flatten().topk(max(1, int(fraction * ranked))).values[-1]
+        keep[:, layer] = values >= threshold
+    return keep if valid is None else keep & valid
 
 
 def real_fraction(
@@ -199,10 +203,11 @@ def real_fraction(
 ) -> torch.Tensor:
     """Per example [B], the share of its real-token HSK a cell keeps: kept values on non-padding positions
     / (real tokens x (Ls + 1) x D). `keep_mask` broadcasts to [B, L, K, D] with L = `layers` distilled layers;
-    `token_index` [B, K] are the kept positions, `lengths` [B] the real-token counts and `hidden_states`
-    = Ls + 1."""
-    batch, tokens = token_index.shape
-    real = (token_index.to(lengths.device) < lengths[:, None])[:, None, :, None]
+    `token_index` [B, K] or [B, L, K] are the kept positions, `lengths` [B] the real-token counts and
+    `hidden_states` = Ls + 1."""
+    batch, tokens = token_index.shape[0], token_index.shape[-1]
+    real = token_index.to(lengths.device) < lengths.view(-1, *[1] * (token_index.ndim - 1))
+    real = (real if real.ndim == 3 else real[:, None])[..., None]  # [B, 1 or L, K, 1]
     kept = (keep_mask.to(lengths.device) & real).expand(batch, layers, tokens, keep_mask.shape[-1])
     return kept.flatten(1).sum(1).float() / (lengths.float() * hidden_states * keep_mask.shape[-1])
 
@@ -535,10 +540,15 @@ def compress_batch(
     student_layers: int,
     width_seed: int = WIDTH_SEED,
     sep_below_padding: bool = False,
+    layer_attention: torch.Tensor | None = None,
 ) -> HSKBatch:
     """Compress one teacher forward pass for `cell` (any cell but depth=none).
 
     `hidden_states`: the teacher's Lt + 1 tensors [B, T, D] (or one stacked [Lt + 1, B, T, D]).
+    Attention schemes rank tokens by `cls_attention` [B, T] for every distilled layer, or, given
+    `layer_attention` [Lt, B, T] (every teacher layer's [CLS] row), each distilled teacher hidden state t by
+    the attention of the layer that produced it (layer max(t, 1), as the paper's length sweeps do): the
+    token index is then [B, L, K], one token set per distilled layer.
     Static width schemes draw their dims from a generator seeded with `width_seed`, so every batch
     keeps the same dims; magnitude ranks only the values of real (non-padding) selected tokens;
     ``magnitude_batch`` keeps every value here (its mask is drawn per training batch).
@@ -549,22 +559,25 @@ def compress_batch(
     cell.validate(student_layers, len(hidden_states) - 1, length)
     student = cell.student_layers(student_layers)
     teacher = cell.teacher_layers(student_layers)
+    def select(attention: torch.Tensor | None) -> torch.Tensor:
+        return select_tokens(cell.length.scheme, cell.length.keep, input_ids, attention_mask, attention, sep_token_id,
+                             sep_below_padding)  # fmt: skip
+
     if cell.length.scheme is None:
         token_index = torch.arange(length, device=input_ids.device).expand(batch, length)
+    elif layer_attention is not None and cell.length.needs_attention:
+        token_index = torch.stack([select(layer_attention[max(index, 1) - 1]) for index in teacher], dim=1)
     else:
-        token_index = select_tokens(
-            cell.length.scheme, cell.length.keep, input_ids, attention_mask, cls_attention, sep_token_id,
-            sep_below_padding,
-        )  # fmt: skip
+        token_index = select(cls_attention)
     layers = torch.stack([hidden_states[index] for index in teacher], dim=1)  # [B, L, T, D]
     hidden_size = layers.shape[-1]
-    gather_index = token_index[:, None, :, None].expand(-1, len(teacher), -1, hidden_size)
-    gathered = layers.gather(2, gather_index).float()  # [B, L, K, D]
+    per_layer = token_index if token_index.ndim == 3 else token_index[:, None, :].expand(-1, len(teacher), -1)
+    gathered = layers.gather(2, per_layer[..., None].expand(-1, -1, -1, hidden_size)).float()  # [B, L, K, D]
     width = cell.width
     if width.scheme is None:
         keep_mask = torch.ones(1, 1, 1, hidden_size, dtype=torch.bool, device=gathered.device)
     elif width.scheme == "magnitude":
-        real = attention_mask.bool().gather(1, token_index)[:, None, :, None]
+        real = attention_mask.bool().gather(1, per_layer.flatten(1)).view(per_layer.shape)[..., None]
         keep_mask = width_mask(width.scheme, width.fraction, gathered * real)
     else:
         generator = torch.Generator().manual_seed(width_seed)

@@ -86,7 +86,7 @@ class CachedHSK:
 
     def __init__(self, store: HSKStore, cell: Cell | None = None, protocol: Protocol = PRESETS["hskd"]):
         """Refuses a store of another cell (when `cell` is given) or built under other protocol choices."""
-        expected = {"hsk_padding": protocol.hsk_padding, "sep_rank": protocol.sep_rank}
+        expected = protocol.store_metadata()
         if cell is not None:
             expected["cell"] = str(cell)
         for key, value in expected.items():
@@ -105,13 +105,13 @@ class OnlineHSK:
 
     def __init__(
         self, teacher, sep_token_id: int, cell: Cell, student_layers: int, max_seq_length: int,
-        sep_below_padding: bool = False,
+        protocol: Protocol = PRESETS["hskd"],
     ):  # fmt: skip
         """Sets `teacher`'s attention implementation to the fastest one that gives what `cell` needs."""
         teacher.set_attn_implementation(attention_implementation(cell.length.needs_attention))
         self.teacher, self.sep_token_id = teacher, sep_token_id
         self.cell, self.student_layers, self.max_seq_length = cell, student_layers, max_seq_length
-        self.sep_below_padding = sep_below_padding
+        self.protocol = protocol
 
     @classmethod
     def load(
@@ -120,11 +120,12 @@ class OnlineHSK:
     ) -> OnlineHSK:  # fmt: skip
         teacher = load_teacher(teacher_dir, device)
         sep = load_tokenizer(teacher_dir).sep_token_id
-        return cls(teacher, sep, cell, student_layers, max_seq_length, protocol.sep_below_padding)
+        return cls(teacher, sep, cell, student_layers, max_seq_length, protocol)
 
     def __call__(self, index: torch.Tensor, batch: dict[str, torch.Tensor]) -> HSKBatch:
-        result = teacher_pass(self.teacher, batch, self.max_seq_length, self.cell.length.needs_attention)
-        return compress_pass(self.cell, result, self.sep_token_id, self.student_layers, self.sep_below_padding)
+        needs_attention = self.cell.length.needs_attention
+        result = teacher_pass(self.teacher, batch, self.max_seq_length, needs_attention, self.protocol.token_score)
+        return compress_pass(self.cell, result, self.sep_token_id, self.student_layers, self.protocol)
 
 
 def _student_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -168,11 +169,11 @@ def stage1_loss(
     the per-example real-token HSK fractions [B] are appended to `real_fractions` when given."""
     device = batch["input_ids"].device
     lengths = batch["attention_mask"].sum(1)
-    token_index = hsk.token_index.to(device)
-    token_mask = token_index < lengths[:, None]
-    kept = token_index.shape[1] if padding_counts else int(token_mask.sum(1).max())
-    token_index = token_index[:, :kept].clamp(max=batch["input_ids"].shape[1] - 1)
-    token_mask = token_mask[:, :kept]
+    token_index = hsk.token_index.to(device)  # [B, K], or [B, L, K] with a token set per layer
+    token_mask = token_index < lengths.view(-1, *[1] * (token_index.ndim - 1))
+    kept = token_index.shape[-1] if padding_counts else int(token_mask.sum(-1).max())
+    token_index = token_index[..., :kept].clamp(max=batch["input_ids"].shape[1] - 1)
+    token_mask = token_mask[..., :kept]
     every_token = torch.equal(token_index, torch.arange(kept, device=device).expand_as(token_index))
     target = hsk.target[:, :, :kept].to(device, non_blocking=True).float()
     # [1, 1, 1, D] for static width schemes: a view over the layers, no copy.
@@ -186,13 +187,16 @@ def stage1_loss(
     loss = torch.zeros((), device=device)
     for position, layer in enumerate(hsk.student_layers):
         hidden = hidden_states[layer]
+        layer_index, layer_mask = (
+            (token_index[:, position], token_mask[:, position]) if token_index.ndim == 3 else (token_index, token_mask)
+        )
         if every_token:  # positions 0..kept-1 in order: a view, not a gather
             selected = hidden[:, :kept]
         else:
-            selected = hidden.gather(1, token_index[..., None].expand(-1, -1, hidden.shape[-1]))
+            selected = hidden.gather(1, layer_index[..., None].expand(-1, -1, hidden.shape[-1]))
         loss = loss + hsk_loss(
             student.project(layer, selected).float(), target[:, position], keep_mask[:, position], mode,
-            token_mask=None if padding_counts else token_mask,
+            token_mask=None if padding_counts else layer_mask,
         )  # fmt: skip
     return loss
 
@@ -268,7 +272,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
         "hsk_fraction": cell.hsk_fraction(student.num_layers, train.max_seq_length, hidden_size=hidden_size),
         "hsk_fraction_real": 0.0 if cell.is_none else result.pop("hsk_fraction_real"),
         "hsk_bytes_per_example": 0 if cell.is_none else store_bytes_per_example(
-            cell, student.num_layers, hidden_size, train.max_seq_length),
+            cell, student.num_layers, hidden_size, train.max_seq_length, settings.choices.per_layer_tokens),
         "metric": spec.metric,
         **result,
         "train_examples": len(train),

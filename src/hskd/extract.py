@@ -76,10 +76,14 @@ def store_writer(
         kept_entries=max(1, round(cell.width.fraction * tokens * hidden_size)) if magnitude else None,
         teacher_sha256=teacher_sha,
         data_sha256=data_sha,
-        # the protocol choices that change a store's content: distill refuses a store built under others
-        extra_metadata={"width_seed": str(WIDTH_SEED), "hsk_padding": protocol.hsk_padding,
-                        "sep_rank": protocol.sep_rank},  # fmt: skip
+        extra_metadata={"width_seed": str(WIDTH_SEED), **protocol.store_metadata()},
+        per_layer_tokens=per_layer_tokens(cell, protocol),
     )
+
+
+def per_layer_tokens(cell: Cell, protocol: Protocol) -> bool:
+    """Whether a cell's store holds one token set per distilled layer (attention ranking per mapped layer)."""
+    return protocol.per_layer_tokens and cell.length.needs_attention
 
 
 def _kept_dims(cell: Cell, hidden_size: int) -> torch.Tensor:
@@ -90,12 +94,13 @@ def _kept_dims(cell: Cell, hidden_size: int) -> torch.Tensor:
 
 
 def compress_pass(
-    cell: Cell, result: TeacherPass, sep_token_id: int, student_layers: int, sep_below_padding: bool = False
+    cell: Cell, result: TeacherPass, sep_token_id: int, student_layers: int, protocol: Protocol = PRESETS["hskd"]
 ) -> HSKBatch:
     """A cell's HSK from one teacher pass, exactly as its store holds it (online runs call this too)."""
     return compress_batch(
         cell, result.hidden_states, result.cls_attention, result.input_ids, result.attention_mask, sep_token_id,
-        student_layers, width_seed=WIDTH_SEED, sep_below_padding=sep_below_padding,
+        student_layers, width_seed=WIDTH_SEED, sep_below_padding=protocol.sep_below_padding,
+        layer_attention=result.layer_attention if protocol.per_layer_tokens else None,
     )  # fmt: skip
 
 
@@ -133,14 +138,13 @@ def extract(
         for start in tqdm(range(0, len(train), EXTRACT_BATCH_SIZE), desc="extract", mininterval=10):
             index = torch.arange(start, min(start + EXTRACT_BATCH_SIZE, len(train)))
             batch = to_device(train.batch(index, pad_to), device)
-            result = teacher_pass(model, batch, train.max_seq_length, attentions)
+            result = teacher_pass(model, batch, train.max_seq_length, attentions, protocol.token_score)
             passes += 1
             logits[index] = result.logits.cpu()
             lengths = result.attention_mask.sum(1)
             for key, writer in writers.items():
                 target = written[key]
-                hsk = compress_pass(target.cell, result, sep_token_id, target.student_layers,
-                                    protocol.sep_below_padding)  # fmt: skip
+                hsk = compress_pass(target.cell, result, sep_token_id, target.student_layers, protocol)
                 writer.write(start, hsk)
                 real[key][index] = real_fraction(hsk.keep_mask, hsk.token_index, lengths, len(hsk.student_layers),
                                                  target.student_layers + 1).cpu()  # fmt: skip
@@ -160,7 +164,8 @@ def extract(
         "protocol": protocol.as_dict(),
         "stores": [
             {
-                **manifest_row(target, writers[target.content_key], len(train), hidden_size, train.max_seq_length),
+                **manifest_row(target, writers[target.content_key], len(train), hidden_size, train.max_seq_length,
+                               protocol),  # fmt: skip
                 # magnitude_batch: the full width stored (its mask is drawn per training batch; runs report it)
                 "hsk_fraction_real": round(float(real[target.content_key].mean()), 6),
                 "same_file_as": None if target == written[target.content_key] else written[target.content_key].path,
@@ -174,7 +179,10 @@ def extract(
     return manifest
 
 
-def manifest_row(target: StoreTarget, writer, num_examples: int, hidden_size: int, max_len: int) -> dict:
+def manifest_row(
+    target: StoreTarget, writer, num_examples: int, hidden_size: int, max_len: int,
+    protocol: Protocol = PRESETS["hskd"],
+) -> dict:  # fmt: skip
     cell = target.cell
     kept_values = round(
         cell.hsk_fraction(target.student_layers, max_len, hidden_size=hidden_size)
@@ -189,7 +197,8 @@ def manifest_row(target: StoreTarget, writer, num_examples: int, hidden_size: in
         "path": target.path,
         "bytes": writer.bytes_per_example * num_examples,
         "bytes_per_example": writer.bytes_per_example,
-        "expected_bytes_per_example": store_bytes_per_example(cell, target.student_layers, hidden_size, max_len),
+        "expected_bytes_per_example": store_bytes_per_example(cell, target.student_layers, hidden_size, max_len,
+                                                              protocol.per_layer_tokens),  # fmt: skip
         "kept_values_per_example": kept_values,
         "bytes_over_fp16_kept": writer.bytes_per_example / (2 * kept_values),
     }

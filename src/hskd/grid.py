@@ -126,14 +126,18 @@ def kept_values_per_layer(cell: Cell, tokens: int, hidden_size: int) -> int:
     return tokens * len(width_index(scheme, cell.width.fraction, hidden_size, generator))
 
 
-def store_bytes_per_example(cell: Cell, num_layers: int, hidden_size: int, max_seq_length: int) -> int:
+def store_bytes_per_example(
+    cell: Cell, num_layers: int, hidden_size: int, max_seq_length: int, per_layer_tokens: bool = False
+) -> int:
     """Bytes per example of a cell's store (must match hskd.store's layout: fp16 values, int16 token
-    positions, and for magnitude width a packed bitmask of kept entries)."""
+    positions, one set or, with `per_layer_tokens`, one per layer, and for magnitude width a packed bitmask
+    of kept entries)."""
     layers = len(cell.student_layers(num_layers))
     tokens = cell.num_tokens(max_seq_length)
     kept = kept_values_per_layer(cell, tokens, hidden_size)
     mask_bytes = -(-tokens * hidden_size // 8) if cell.width.scheme == "magnitude" else 0
-    return 2 * tokens + layers * (2 * kept + mask_bytes)
+    token_sets = layers if per_layer_tokens and cell.length.needs_attention else 1
+    return 2 * tokens * token_sets + layers * (2 * kept + mask_bytes)
 
 
 def store_bytes_lower_bound(cell: Cell, num_layers: int, hidden_size: int, max_seq_length: int) -> float:
@@ -158,7 +162,8 @@ def is_cached(study: StudyConfig, task: str, student: str, cell: Cell) -> bool:
         return True
     num_layers = student_layer_count(study, study.students[student])
     _, hidden = teacher_shape(study)
-    per_example = store_bytes_per_example(cell, num_layers, hidden, study.data.seq_len(task))
+    per_example = store_bytes_per_example(cell, num_layers, hidden, study.data.seq_len(task),
+                                          study.protocol.per_layer_tokens)  # fmt: skip
     return per_example * train_size(study, task) <= study.cache_budget_gb * 1e9
 
 

@@ -13,6 +13,12 @@ CHOICES = {
     "hsk_padding": ("masked", "included"),
     # attention_nosep: [SEP] ranked above padding | below it
     "sep_rank": ("above_padding", "below_padding"),
+    # which teacher attention ranks a distilled layer's tokens: the last layer's for every layer | the layer
+    # that produced the distilled hidden state (one token set per layer, the paper's length sweeps)
+    "token_ranking": ("last_layer", "mapped_layer"),
+    # the [CLS] row averaged over heads: of attention probabilities | of their logarithms, which ranks like
+    # the paper's pre-softmax scores
+    "token_score": ("probability", "logit"),
     # stage-2 soft cross-entropy: summed over classes, mean over the batch | mean over batch x classes
     "soft_ce": ("per_example", "per_class"),
     # stage-2 target of a regression task (STS-B): the teacher's output | the gold label
@@ -25,6 +31,8 @@ class Protocol:
     name: str
     hsk_padding: str
     sep_rank: str
+    token_ranking: str
+    token_score: str
     soft_ce: str
     regression_target: str
 
@@ -40,11 +48,20 @@ class Protocol:
     def sep_below_padding(self) -> bool:
         return self.sep_rank == "below_padding"
 
+    @property
+    def per_layer_tokens(self) -> bool:
+        return self.token_ranking == "mapped_layer"
+
+    def store_metadata(self) -> dict[str, str]:
+        """The choices that change a store's content: a store built under others is refused."""
+        return {key: getattr(self, key) for key in STORE_CHOICES}
+
 
 PRESETS = {
-    "hskd": Protocol("hskd", "masked", "above_padding", "per_example", "teacher"),
-    "paper": Protocol("paper", "included", "below_padding", "per_class", "gold"),
+    "hskd": Protocol("hskd", "masked", "above_padding", "last_layer", "probability", "per_example", "teacher"),
+    "paper": Protocol("paper", "included", "below_padding", "mapped_layer", "logit", "per_class", "gold"),
 }
+STORE_CHOICES = ("hsk_padding", "sep_rank", "token_ranking", "token_score")
 
 
 def resolve(name: str, overrides: dict[str, str | None] | None = None) -> Protocol:

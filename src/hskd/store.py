@@ -5,7 +5,7 @@ data; the data region is then memory-mapped and filled batch by batch during the
 with one fancy-index per tensor. Tensors (L layers, K kept tokens, D teacher width):
 
 - ``student_layers``, ``teacher_layers``: int32 [L]
-- ``token_index``: int16 [N, K] (int32 when max_seq_length > 32767)
+- ``token_index``: int16 [N, K], or [N, L, K] with a token set per layer (int32 when max_seq_length > 32767)
 - dense width layout: ``width_index`` int32 [Dk] and ``values`` F16 [N, L, K, Dk]
 - magnitude width layout: ``values`` F16 [N, L, m], the kept entries in ascending flat (token, dim) order,
   and ``entry_bits`` U8 [N, L, ceil(K*D/8)], ``np.packbits`` of the [K*D] keep mask with bitorder "little".
@@ -178,6 +178,7 @@ class HSKStoreWriter:
         teacher_sha256: str,
         data_sha256: str,
         extra_metadata: dict[str, str] | None = None,
+        per_layer_tokens: bool = False,
     ) -> None:
         self.path = Path(path)
         self._tmp = _tmp_path(self.path)
@@ -194,12 +195,13 @@ class HSKStoreWriter:
         self.width_layout = width_layout
         self._shape = (num_layers, num_tokens, hidden_size)
         self._max_seq_length = max_seq_length
+        self._token_shape = (num_layers, num_tokens) if per_layer_tokens else (num_tokens,)
         width_specs = self._width_specs(width_layout, kept_dims, kept_entries)
         token_dtype = np.int16 if max_seq_length <= np.iinfo(np.int16).max else np.int32
         specs: TensorSpecs = {
             "student_layers": (np.int32, (num_layers,)),
             "teacher_layers": (np.int32, (num_layers,)),
-            "token_index": (token_dtype, (num_examples, num_tokens)),
+            "token_index": (token_dtype, (num_examples, *self._token_shape)),
             "block_crc32": (np.uint32, (-(-num_examples // BLOCK_EXAMPLES),)),
             **width_specs,
         }
@@ -290,9 +292,9 @@ class HSKStoreWriter:
         if batch.student_layers != self.student_layers or batch.teacher_layers != self.teacher_layers:
             raise ValueError("batch layers differ from the store's layers")
         full_shape = (size, num_layers, num_tokens, hidden_size)
-        if tuple(batch.token_index.shape) != (size, num_tokens) or tuple(batch.target.shape) != full_shape:
+        if tuple(batch.token_index.shape) != (size, *self._token_shape) or tuple(batch.target.shape) != full_shape:
             raise ValueError(
-                f"expected token_index {(size, num_tokens)} and target {full_shape}, got "
+                f"expected token_index {(size, *self._token_shape)} and target {full_shape}, got "
                 f"{tuple(batch.token_index.shape)} and {tuple(batch.target.shape)}"
             )
         if batch.keep_mask.dtype != torch.bool:
@@ -385,7 +387,7 @@ class HSKStore:
         self.hidden_size = int(self.metadata["hidden_size"])
         self.student_layers = self._arrays["student_layers"].tolist()
         self.teacher_layers = self._arrays["teacher_layers"].tolist()
-        self.num_tokens = self._arrays["token_index"].shape[1]
+        self.num_tokens = self._arrays["token_index"].shape[-1]
         self.bytes_per_example = _bytes_per_example(self._arrays)
         self.max_seq_length = int(self.metadata["max_seq_length"])
         self._verified = np.zeros(len(self._arrays["block_crc32"]), dtype=bool)
