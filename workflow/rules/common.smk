@@ -75,7 +75,16 @@ def store_targets(task):
     return targets
 
 
+# Every run the config asks for: a target outside it (another lr, seed, cell or student) is refused at
+# planning, unless `allow_off_grid: true` (its run then trains, and the tables still ignore it).
+GRID_RUNS = set(run_targets())
+
+
 def run_inputs(wildcards):
+    target = paths.RUN_METRICS.format(results=R, **wildcards)
+    if target not in GRID_RUNS and not config["allow_off_grid"]:
+        raise ValueError(f"{target} is not a run of this config (lr, seed, cell or student not in it); "
+                         "set allow_off_grid: true to train it anyway")
     inputs = {
         **data_files(wildcards.task),
         **teacher_files(wildcards.task),
