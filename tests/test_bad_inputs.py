@@ -129,3 +129,17 @@ def test_a_bad_cli_call_gets_one_line_naming_its_option(tmp_path, capsys, argv, 
     # hskd's own checks exit with the message; argparse's print it (last line of stderr) and exit 2
     message = err.value.code if isinstance(err.value.code, str) else capsys.readouterr().err.strip().splitlines()[-1]
     assert named in message and "\n" not in message, message
+
+
+def test_a_home_relative_model_folder_is_the_same_folder_for_the_check_and_the_loader(tmp_path, monkeypatch):
+    from hskd.models import load_tokenizer, resolve_model_name
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    load_tokenizer("minilm-l6").save_pretrained(tmp_path / "minilm")
+    assert resolve_model_name("~/minilm") == str(tmp_path / "minilm")
+    assert load_tokenizer("~/minilm").vocab_size == load_tokenizer("minilm-l6").vocab_size
+    config = _set(copy.deepcopy(DEFAULT), "teacher.model", "~/minilm")
+    with pytest.raises(ConfigError, match="teacher.model: folder '~/minilm' has no config.json"):
+        load(config)  # found (expanded), but a tokenizer folder is not a model
+    with pytest.raises(ConfigError, match="students.pretrained.model: folder '~/nosuch' does not exist"):
+        load(_set(copy.deepcopy(DEFAULT), "students.pretrained.model", "~/nosuch"))

