@@ -11,6 +11,17 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def copy_workflow(work: Path) -> Path:
+    """The Snakefile, default config, workflow/ and envs/ copied into `work`, for a Snakemake run of its own."""
+    import shutil
+
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, work)
+    for folder in ("workflow", "envs"):
+        shutil.copytree(ROOT / folder, work / folder)
+    return work
+
+
 @pytest.fixture(scope="session")
 def default_config() -> dict:
     return yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--configfile", "workflow/configs/smoke.yaml"]
@@ -27,11 +28,7 @@ def snakemake(workdir: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("e2e")
-    shutil.copy(ROOT / "Snakefile", work)
-    shutil.copy(ROOT / "config.yaml", work)
-    for folder in ("workflow", "envs"):
-        shutil.copytree(ROOT / folder, work / folder)
+    work = copy_workflow(tmp_path_factory.mktemp("e2e"))
     stale = {"task": "SST-2", "student": "pruned", "depth": "none", "length": "all", "width": "all", "lr": 0.001,
              "seed": 9, "dev_final": 0.999}  # fmt: skip
     (work / STALE_RUN).parent.mkdir(parents=True)

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import copy_workflow
 
-ROOT = Path(__file__).resolve().parents[1]
 ON_GRID = "results/SST-2/runs/pruned/depth=top2-1/length=all/width=all/lr=0.001/seed=0/metrics.json"
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("planning")
-    shutil.copy(ROOT / "Snakefile", work)
-    shutil.copy(ROOT / "config.yaml", work)
-    for folder in ("workflow", "envs"):
-        shutil.copytree(ROOT / folder, work / folder)
-    return work
+    return copy_workflow(tmp_path_factory.mktemp("planning"))
 
 
 def plan(workdir: Path, target: str, *extra: str) -> subprocess.CompletedProcess:

@@ -3,11 +3,11 @@ prints every value verbatim and executes nothing inside it."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
+from conftest import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE_MODEL = "minilm-l6'$(touch pwned)'"
@@ -15,10 +15,7 @@ APOSTROPHE_DIR = "results/it's glue"
 
 
 def test_config_values_are_quoted_in_every_planned_command(tmp_path):
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / name, tmp_path)
-    for folder in ("workflow", "envs"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
+    copy_workflow(tmp_path)
     config = yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text())
     config["teacher"]["model"] = HOSTILE_MODEL
     config["glue_dir"] = APOSTROPHE_DIR
