@@ -38,6 +38,14 @@ def optional(flag, value):
     return f"{flag} {shlex.quote(str(value))}" if value else ""
 
 
+def write_run_list(runs, path, log):
+    """The run list file of the aggregate rule (one metrics.json path per line), written atomically."""
+    from hskd.results import write_text
+
+    write_text("".join(f"{run}\n" for run in runs), path)
+    write_text(f"{len(runs)} runs listed in {path}\n", log)
+
+
 def run_targets():
     return [run.metrics_path(R) for run in runs(STUDY)]
 

@@ -5,11 +5,11 @@ rule run_list:
         f"{R}/tables/run_list.txt",
     params:
         runs=run_targets(),
+    log:
+        "logs/run_list.log",
     localrule: True
     run:
-        from hskd.results import write_text
-
-        write_text("".join(f"{path}\n" for path in params.runs), output[0])
+        write_run_list(params.runs, output[0], log[0])
 
 
 rule aggregate:
