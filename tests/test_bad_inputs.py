@@ -143,3 +143,28 @@ def test_a_home_relative_model_folder_is_the_same_folder_for_the_check_and_the_l
         load(config)  # found (expanded), but a tokenizer folder is not a model
     with pytest.raises(ConfigError, match="students.pretrained.model: folder '~/nosuch' does not exist"):
         load(_set(copy.deepcopy(DEFAULT), "students.pretrained.model", "~/nosuch"))
+
+
+GOOD_ROWS = "sentence\tlabel\na fine film\t1\na dull film\t0\n"
+# (which file, its content, what the one-line error must contain besides the file's path)
+TSV_CASES = [
+    ("train.tsv", "sentence\tlabel\n", "no examples"),
+    ("dev.tsv", "sentence\tlabel\n", "no examples"),
+    ("train.tsv", "", "header lacks"),
+    ("train.tsv", b"\xff\xfe\x00 not text\n", "can't decode"),
+    ("dev.tsv", "sentence\nonly text\n", "header lacks column(s) 'label'"),
+    ("train.tsv", "sentence\tlabel\na film\tmaybe\n", "unknown label 'maybe'"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "named"), TSV_CASES, ids=[f"{n}:{m}" for n, _, m in TSV_CASES])
+def test_a_bad_tsv_gets_one_line_naming_the_file(tmp_path, name, content, named):
+    (tmp_path / "SST-2").mkdir()
+    for file in ("train.tsv", "dev.tsv"):
+        (tmp_path / "SST-2" / file).write_text(GOOD_ROWS)
+    path = tmp_path / "SST-2" / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ConfigError) as err:
+        load(_set(copy.deepcopy(DEFAULT), "glue_dir", str(tmp_path)))
+    message = str(err.value)
+    assert message.startswith(f"glue_dir: {path}") and named in message and "\n" not in message, message

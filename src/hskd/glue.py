@@ -193,21 +193,23 @@ def read_tsv(task: str, path: str | os.PathLike[str]) -> Examples:
     # utf-8-sig: the MRPC files start with a byte-order mark. QUOTE_NONE: GLUE texts contain stray quotes.
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        columns = list(layout.columns) if layout.columns is not None else next(reader, [])
         try:
+            columns = list(layout.columns) if layout.columns is not None else next(reader, [])
             indices = _column_indices(columns, (*layout.text_columns, layout.label_column))
-        except ValueError as err:
+        except ValueError as err:  # UnicodeDecodeError too (not UTF-8 text): it is a ValueError
             raise GlueFormatError(f"{path}:1: {err}") from None
-        for row in reader:
-            if not row:
-                continue
-            try:
+        try:
+            for row in reader:
+                if not row:
+                    continue
                 row_texts, label = _parse_row(spec, row, len(columns), indices)
-            except ValueError as err:
-                raise GlueFormatError(f"{path}:{reader.line_num}: {err}") from None
-            for column, text in zip(texts, row_texts, strict=True):
-                column.append(text)
-            labels.append(label)
+                for column, text in zip(texts, row_texts, strict=True):
+                    column.append(text)
+                labels.append(label)
+        except ValueError as err:
+            raise GlueFormatError(f"{path}:{reader.line_num}: {err}") from None
+    if not labels:
+        raise GlueFormatError(f"{path}: no examples (only a header, or empty)")
     return Examples(texts[0], texts[1] if len(texts) > 1 else None, labels)
 
 
