@@ -43,14 +43,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _teacher_config(settings: dict) -> TeacherConfig:
-    shape = settings.get("random_init")
-    return TeacherConfig(**{**settings, "random_init": Shape(**shape) if shape else None})
+def _with_shape(config_class: Callable[..., T]) -> Callable[[dict], T]:
+    """Builds `config_class` from a settings dict whose optional ``random_init`` is a Shape dict."""
 
+    def build(settings: dict) -> T:
+        shape = settings.get("random_init")
+        return config_class(**{**settings, "random_init": Shape(**shape) if shape else None})
 
-def _student_config(settings: dict) -> StudentConfig:
-    shape = settings.get("random_init")
-    return StudentConfig(**{**settings, "random_init": Shape(**shape) if shape else None})
+    return build
 
 
 def _run_settings(settings: dict):
@@ -93,7 +93,7 @@ def cmd_prepare_data(args) -> None:
 def cmd_finetune_teacher(args) -> None:
     from hskd.teacher import finetune
 
-    teacher = _parsed("--settings", args.settings, _teacher_config)
+    teacher = _parsed("--settings", args.settings, _with_shape(TeacherConfig))
     result = finetune(
         args.task, teacher, str(Path(args.data_dir) / "train.safetensors"),
         str(Path(args.data_dir) / "dev.safetensors"), args.out_dir, args.threads, args.group_by_length,
@@ -105,7 +105,7 @@ def cmd_finetune_teacher(args) -> None:
 def cmd_init_student(args) -> None:
     from hskd.student_init import init_student
 
-    student = _parsed("--settings", args.settings, _student_config)
+    student = _parsed("--settings", args.settings, _with_shape(StudentConfig))
     check_teacher_margin(Path(args.teacher_dir) / "metrics.json", args.teacher_margin)
     init_student(args.task, student, args.teacher_dir, args.train, args.out_dir, args.seed, args.threads)
 

@@ -339,6 +339,14 @@ class Width:
     def __str__(self) -> str:
         return "width=all" if self.scheme is None else f"width={self.scheme}-{self.fraction}"
 
+    def kept_dims(self, hidden_size: int) -> torch.Tensor:
+        """The hidden dims a store of this width holds for every token (not for ``magnitude``): all of them
+        for ``all`` and ``magnitude_batch``, else `width_index` drawn with `WIDTH_SEED`."""
+        if self.scheme is None or self.scheme in BATCH_WIDTH_SCHEMES:
+            return torch.arange(hidden_size)
+        generator = torch.Generator().manual_seed(WIDTH_SEED)
+        return width_index(self.scheme, self.fraction, hidden_size, generator)
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -427,8 +435,7 @@ class Cell:
         elif width.scheme == "magnitude":
             width_part = _kept_count(width.fraction, tokens * hidden_size) / (tokens * hidden_size)
         else:
-            generator = torch.Generator().manual_seed(WIDTH_SEED)
-            width_part = len(width_index(width.scheme, width.fraction, hidden_size, generator)) / hidden_size
+            width_part = len(width.kept_dims(hidden_size)) / hidden_size
         return layer_part * token_part * width_part
 
     def paper_name(self) -> str:

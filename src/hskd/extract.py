@@ -11,13 +11,11 @@ import torch
 from tqdm import tqdm
 
 from hskd.compression import (
-    BATCH_WIDTH_SCHEMES,
     WIDTH_SEED,
     Cell,
     HSKBatch,
     compress_batch,
     real_fraction,
-    width_index,
 )
 from hskd.data import TokenizedSplit
 from hskd.grid import store_bytes_per_example
@@ -72,7 +70,7 @@ def store_writer(
         hidden_size=hidden_size,
         max_seq_length=max_len,
         width_layout="magnitude" if magnitude else "dense",
-        kept_dims=None if magnitude else _kept_dims(cell, hidden_size),
+        kept_dims=None if magnitude else cell.width.kept_dims(hidden_size),
         kept_entries=max(1, round(cell.width.fraction * tokens * hidden_size)) if magnitude else None,
         teacher_sha256=teacher_sha,
         data_sha256=data_sha,
@@ -84,13 +82,6 @@ def store_writer(
 def per_layer_tokens(cell: Cell, protocol: Protocol) -> bool:
     """Whether a cell's store holds one token set per distilled layer (attention ranking per mapped layer)."""
     return protocol.per_layer_tokens and cell.length.needs_attention
-
-
-def _kept_dims(cell: Cell, hidden_size: int) -> torch.Tensor:
-    if cell.width.scheme is None or cell.width.scheme in BATCH_WIDTH_SCHEMES:
-        return torch.arange(hidden_size)
-    generator = torch.Generator().manual_seed(WIDTH_SEED)
-    return width_index(cell.width.scheme, cell.width.fraction, hidden_size, generator)
 
 
 def compress_pass(

@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
-
 from hskd import paths
-from hskd.compression import BATCH_WIDTH_SCHEMES, WIDTH_SEED, Cell, expand_joint, parse_cell, width_index
+from hskd.compression import Cell, expand_joint, parse_cell
 from hskd.config import StudyConfig, student_layer_count, teacher_shape
 
 # Training-set sizes of GLUE, for sizing caches before any data is read.
@@ -117,13 +115,9 @@ def train_size(study: StudyConfig, task: str) -> int:
 def kept_values_per_layer(cell: Cell, tokens: int, hidden_size: int) -> int:
     """Values one example's store keeps per distilled layer, `tokens` being the cell's kept token count
     (every value for magnitude_batch, whose mask is drawn per training batch)."""
-    scheme = cell.width.scheme
-    if scheme == "magnitude":
+    if cell.width.scheme == "magnitude":
         return max(1, round(cell.width.fraction * tokens * hidden_size))
-    if scheme is None or scheme in BATCH_WIDTH_SCHEMES:
-        return tokens * hidden_size
-    generator = torch.Generator().manual_seed(WIDTH_SEED)
-    return tokens * len(width_index(scheme, cell.width.fraction, hidden_size, generator))
+    return tokens * len(cell.width.kept_dims(hidden_size))
 
 
 def store_bytes_per_example(
