@@ -86,7 +86,7 @@ def test_a_bad_config_value_gets_one_line_naming_its_key(key, value, named):
 
 
 def _settings(**changes) -> str:
-    stage = {"epochs": 1, "epochs_by_task": {}, "lr": 1e-3, "batch_size": 16, "warmup_ratio": 0.0,
+    stage = {"epochs": 1, "lr": 1e-3, "batch_size": 16, "warmup_ratio": 0.0,
              "weight_decay": 0.0, "temperature": 1.0, "eval_every": 100, "schedule": "constant"}  # fmt: skip
     settings = {"task": "SST-2", "student": "s", "cell": "depth=all-top2/length=all/width=all", "lr": 1e-3,
                 "seed": 0, "stage1": stage, "stage2": stage, "width_loss": "paper", "freeze_word_embeddings": True,

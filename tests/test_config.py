@@ -8,7 +8,7 @@ import pytest
 
 from hskd.compression import parse_cell
 from hskd.config import ConfigError, load
-from hskd.grid import runs, store_bytes_lower_bound, store_bytes_per_example
+from hskd.grid import baseline_cells, runs, store_bytes_lower_bound, store_bytes_per_example
 from hskd.paths import format_lr
 
 
@@ -120,3 +120,38 @@ def test_store_lower_bound_by_hand():
     assert store_bytes_lower_bound(static, 2, 2, 4) == 2 * 2 * 2 * 1
     full = parse_cell("depth=all-top6/length=all/width=all")
     assert store_bytes_lower_bound(full, 3, 384, 64) == 4 * 64 * 384 * 2 < store_bytes_per_example(full, 3, 384, 64)
+
+
+def test_by_task_values_replace_the_study_values_for_that_task_only(config):
+    config["tasks"] = ["SST-2", "CoLA"]
+    config["by_task"] = {"CoLA": {"teacher": {"epochs": 7}, "data": {"max_seq_length": 32},
+                                  "stage2": {"lr": 1e-4}, "baselines": {"lrs": [1e-4]}}}  # fmt: skip
+    study = load(config)
+    cola, sst2 = study.for_task("CoLA"), study.for_task("SST-2")
+    assert (cola.teacher.epochs, cola.teacher.lr, cola.teacher.batch_size) == (7, 5e-5, 32)
+    assert (sst2.teacher.epochs, sst2.data.max_seq_length, sst2.stage2.lr) == (3, 64, 5e-5)
+    assert (cola.data.max_seq_length, cola.data.train_subset, cola.stage2.epochs) == (32, 6000, 2)
+    assert cola.raw["teacher"]["epochs"] == 7 and study.raw["teacher"]["epochs"] == 3
+    lrs = {(run.task, run.cell in baseline_cells(study), run.lr) for run in runs(study)}
+    # CoLA: baselines and compressed cells all at 1e-4; SST-2 keeps its two baseline lrs and stage2.lr
+    assert lrs == {("CoLA", True, 1e-4), ("CoLA", False, 1e-4),
+                   ("SST-2", True, 2e-5), ("SST-2", True, 5e-5), ("SST-2", False, 5e-5)}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("by_task", "message"),
+    [({"CoLA": {"teacher": {"lr": -1.0}}}, "config key 'by_task.CoLA.teacher.lr'"),
+     ({"CoLA": {"teacher": {"model": "bert-base-uncased"}}}, "config key 'by_task.CoLA.teacher': 'model'"),
+     ({"CoLA": {"baselines": {"select_on": "dev"}}}, "config key 'by_task.CoLA.baselines': 'select_on'"),
+     ({"CoLA": {"grid": {"none": False}}}, "config key 'by_task.CoLA': .*'grid' was unexpected"),
+     ({"SST-3": {"teacher": {"epochs": 1}}}, "by_task.SST-3: unknown task 'SST-3'"),
+     ({"CoLA": {"data": {"max_seq_length": 8}}}, r"grid \(CoLA, student pretrained\): .*max_seq_length is 8")],
+    ids=["bad-value", "teacher-model", "select-on", "section", "task", "cross-check"],
+)  # fmt: skip
+def test_bad_by_task_values_name_their_key(config, by_task, message):
+    config["tasks"] = ["SST-2", "CoLA"]
+    config["grid"]["length"]["keep"] = [1, 16]
+    config["by_task"] = by_task
+    with pytest.raises(ConfigError, match=message) as err:
+        load(config)
+    assert "\n" not in str(err.value)

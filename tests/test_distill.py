@@ -27,7 +27,7 @@ CELLS = [
     "depth=all-top2/length=left-4/width=random-0.5",
     "depth=top2-2/length=cls-1/width=uniform-0.25",
 ]
-STAGE = StageConfig(epochs=1, epochs_by_task={}, lr=1e-3, batch_size=16, warmup_ratio=0.0, weight_decay=0.0,
+STAGE = StageConfig(epochs=1, lr=1e-3, batch_size=16, warmup_ratio=0.0, weight_decay=0.0,
                     temperature=1.0, eval_every=3, schedule="constant")
 
 

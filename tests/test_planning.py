@@ -37,3 +37,17 @@ def test_on_grid_and_allowed_off_grid_targets_plan(workdir):
     assert plan(workdir, ON_GRID).returncode == 0
     allowed = plan(workdir, ON_GRID.replace("seed=0", "seed=7"), "--config", "allow_off_grid=True")
     assert allowed.returncode == 0, allowed.stderr[-2000:]
+
+
+def test_by_task_values_reach_the_task_jobs(workdir):
+    overlay = workdir / "by_task.yaml"
+    overlay.write_text("by_task:\n  SST-2:\n    data: {max_seq_length: 12}\n    teacher: {epochs: 7}\n"
+                       "    stage2: {lr: 0.002}\n")  # fmt: skip
+    target = "results/SST-2/runs/pruned/depth=top2-1/length=all/width=all/lr=0.002/seed=0/metrics.json"
+    result = subprocess.run(["snakemake", "-n", "-p", target, "--configfile", "workflow/configs/smoke.yaml",
+                             str(overlay)], cwd=workdir, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--max-seq-length 12 " in result.stdout
+    assert '"epochs": 7' in result.stdout.split("hskd finetune-teacher")[1].split("hskd ")[0]
+    distill = result.stdout.split("hskd distill")[1]
+    assert '"epochs": 2, "eval_every": 10, "lr": 0.002, "schedule": "linear"' in distill

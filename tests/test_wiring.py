@@ -22,7 +22,7 @@ from hskd.extract import StoreTarget, extract
 from hskd.store import StoreMismatchError, load_logits, save_logits
 from hskd.students import pretrained_student_from_config
 
-STAGE = StageConfig(epochs=1, epochs_by_task={}, lr=1e-3, batch_size=16, warmup_ratio=0.0, weight_decay=0.0,
+STAGE = StageConfig(epochs=1, lr=1e-3, batch_size=16, warmup_ratio=0.0, weight_decay=0.0,
                     temperature=1.0, eval_every=100, schedule="constant")
 FULL = "depth=all-top2/length=all/width=all"
 NONE = "depth=none/length=all/width=all"

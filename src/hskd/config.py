@@ -3,9 +3,10 @@ cross-field checks a JSON schema cannot express. Every check raises `ConfigError
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,10 @@ class Shape:
 @dataclass(frozen=True)
 class DataConfig:
     max_seq_length: int
-    max_seq_length_by_task: dict[str, int]
     train_subset: int | None
     heldout_size: int
     subset_seed: int
     group_by_length: bool
-
-    def seq_len(self, task: str) -> int:
-        return self.max_seq_length_by_task.get(task, self.max_seq_length)
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,6 @@ class StudentConfig:
 @dataclass(frozen=True)
 class StageConfig:
     epochs: float
-    epochs_by_task: dict[str, float]
     lr: float
     batch_size: int
     warmup_ratio: float
@@ -80,9 +76,6 @@ class StageConfig:
     temperature: float
     eval_every: int
     schedule: str
-
-    def epochs_for(self, task: str) -> float:
-        return self.epochs_by_task.get(task, self.epochs)
 
 
 @dataclass(frozen=True)
@@ -136,6 +129,11 @@ class StudyConfig:
     report_alpha: float
     report_fraction: str
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    task_studies: dict[str, StudyConfig] = field(repr=False, compare=False, default_factory=dict)
+
+    def for_task(self, task: str) -> StudyConfig:
+        """The study as one task sees it: the config with that task's `by_task` values put in."""
+        return self.task_studies.get(task, self)
 
 
 def _shape(value: dict | None) -> Shape | None:
@@ -204,25 +202,45 @@ def from_dict(config: dict[str, Any]) -> StudyConfig:
 
 
 def load(config: dict[str, Any]) -> StudyConfig:
-    """Validate a raw config dict against the schema (filling defaults in place), then cross-check it."""
+    """Validate a raw config dict against the schema (filling defaults in place), then each task's
+    `by_task` values as the keys they replace, then cross-check the whole."""
+    _validate(config)
+    task_studies = {}
+    for task, sections in config["by_task"].items():
+        _check_task_name(f"by_task.{task}", task)
+        task_config = with_task_values(config, sections)
+        _validate(task_config, key_prefix=f"by_task.{task}.")
+        task_studies[task] = from_dict(task_config)
+    study = replace(from_dict(config), task_studies=task_studies)
+    check(study)
+    return study
+
+
+def with_task_values(config: dict[str, Any], sections: dict[str, dict]) -> dict[str, Any]:
+    """A copy of `config` whose sections carry one task's values (keys not named keep the study's)."""
+    merged = copy.deepcopy(config)
+    merged["by_task"] = {}
+    for section, values in sections.items():
+        merged[section] = {**merged[section], **values}
+    return merged
+
+
+def _validate(config: dict[str, Any], key_prefix: str = "") -> None:
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
     try:
         validate(config, str(SCHEMA_PATH), set_default=True)
     except WorkflowError as err:
-        raise ConfigError(_schema_message(err)) from None
-    study = from_dict(config)
-    check(study)
-    return study
+        raise ConfigError(_schema_message(err, key_prefix)) from None
 
 
-def _schema_message(err: Exception) -> str:
+def _schema_message(err: Exception, key_prefix: str = "") -> str:
     """One line out of jsonschema's multi-line validation error: the key path and the reason."""
     cause = err.__cause__ or err.__context__
     if cause is not None and hasattr(cause, "absolute_path"):
         key = ".".join(str(part) for part in cause.absolute_path) or "<top level>"
-        return f"config key '{key}': {cause.message}"
+        return f"config key '{key_prefix}{key}': {cause.message}"
     return str(err).splitlines()[0]
 
 
@@ -334,15 +352,19 @@ def _check_glue_dir(study: StudyConfig) -> None:
                 raise ConfigError(f"glue_dir: {err}") from None
 
 
+def _check_task_name(key: str, task: str) -> None:
+    try:
+        glue.get_task(task)
+    except ValueError as err:
+        raise ConfigError(f"{key}: {err}") from None
+
+
 def check(study: StudyConfig) -> None:
     """Cross-field checks; raise ConfigError naming the key of the first problem."""
     from hskd.grid import joint_cells, study_cells
 
     for task in study.tasks:
-        try:
-            glue.get_task(task)
-        except ValueError as err:
-            raise ConfigError(f"tasks: {err}") from None
+        _check_task_name("tasks", task)
     _check_glue_dir(study)
     _check_model_folder("teacher.model", study.teacher.model)
     if study.grid.sweep_seeds > len(study.seeds):
@@ -363,6 +385,7 @@ def check(study: StudyConfig) -> None:
                 if cell.is_none:
                     continue
                 try:
-                    cell.validate(student_layer_count(study, student), teacher_layers, study.data.seq_len(task))
+                    cell.validate(student_layer_count(study, student), teacher_layers,
+                                  study.for_task(task).data.max_seq_length)
                 except ValueError as err:
                     raise ConfigError(f"grid ({task}, student {student.name}): {err}") from None

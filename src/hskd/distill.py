@@ -238,9 +238,9 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
                   store=inputs.store, device=device.type)  # fmt: skip
     checkpoint = Checkpoint(Path(out_path).with_suffix(RESUME_SUFFIX), key, checkpoint_minutes)
     result: dict = {"teacher_loaded": False, "kd_mode": "none", "dev_after_stage1": None}
-    stage2_epochs = settings.stage2.epochs_for(settings.task)
+    stage2_epochs = settings.stage2.epochs
     if cell.is_none:
-        stage2_epochs += settings.stage1.epochs_for(settings.task)
+        stage2_epochs += settings.stage1.epochs
         result.update(stage1_steps=0, stage1_seconds=0.0, stage1_loss=None)
     else:
 
@@ -313,7 +313,7 @@ def _stage1(
     # With padding in the loss every batch is padded to max_seq_length, so length grouping changes nothing
     # but which examples share a batch: off, as in the paper's code.
     log = fit(
-        student, train, _optimisation(stage, stage.lr), stage.epochs_for(settings.task), settings.seed,
+        student, train, _optimisation(stage, stage.lr), stage.epochs, settings.seed,
         settings.group_by_length and not padding_counts, device,
         lambda index, batch: loss(batch, source(index, batch)),
         f"stage 1 {cell}", checkpoint=checkpoint, carry=loss.totals,

@@ -97,10 +97,11 @@ def runs(study: StudyConfig) -> list[Run]:
     joint = joint_cells(study)
     result = []
     for task in study.tasks:
+        task_study = study.for_task(task)
         for student in study.students:
             for cell in study_cells(study, student):
                 searched = cell in baselines or (study.grid.lr_search and not cell.is_none)
-                lrs = study.baseline_lrs if searched else [study.stage2.lr]
+                lrs = task_study.baseline_lrs if searched else [task_study.stage2.lr]
                 seeds = study.seeds if cell in baselines or cell in joint else study.seeds[: study.grid.sweep_seeds]
                 result += [Run(task, student, cell, lr, seed) for lr in lrs for seed in seeds]
     return result
@@ -108,8 +109,9 @@ def runs(study: StudyConfig) -> list[Run]:
 
 def train_size(study: StudyConfig, task: str) -> int:
     """Upper bound of the number of training examples a store holds (before any data is read)."""
-    available = GLUE_TRAIN_SIZES.get(task, 0) - study.data.heldout_size
-    return min(study.data.train_subset, available) if study.data.train_subset else available
+    data = study.for_task(task).data
+    available = GLUE_TRAIN_SIZES.get(task, 0) - data.heldout_size
+    return min(data.train_subset, available) if data.train_subset else available
 
 
 def kept_values_per_layer(cell: Cell, tokens: int, hidden_size: int) -> int:
@@ -156,7 +158,7 @@ def is_cached(study: StudyConfig, task: str, student: str, cell: Cell) -> bool:
         return True
     num_layers = student_layer_count(study, study.students[student])
     _, hidden = teacher_shape(study)
-    per_example = store_bytes_per_example(cell, num_layers, hidden, study.data.seq_len(task),
+    per_example = store_bytes_per_example(cell, num_layers, hidden, study.for_task(task).data.max_seq_length,
                                           study.protocol.per_layer_tokens)  # fmt: skip
     return per_example * train_size(study, task) <= study.cache_budget_gb * 1e9
 

@@ -106,17 +106,18 @@ def run_inputs(wildcards):
 
 def run_settings(wildcards):
     cell = cell_of(wildcards)
+    task_study = STUDY.for_task(wildcards.task)
     return as_json({
         "task": wildcards.task,
         "student": wildcards.student,
         "cell": str(cell),
         "lr": float(wildcards.lr),
         "seed": int(wildcards.seed),
-        "stage1": STUDY.raw["stage1"],
-        "stage2": STUDY.raw["stage2"],
+        "stage1": task_study.raw["stage1"],
+        "stage2": task_study.raw["stage2"],
         "width_loss": STUDY.width_loss,
         "freeze_word_embeddings": STUDY.freeze_word_embeddings,
-        "group_by_length": STUDY.data.group_by_length,
+        "group_by_length": task_study.data.group_by_length,
         "threads": STUDY.threads,
         "precision": STUDY.precision,
         "kd_mode": "cached" if is_cached(STUDY, wildcards.task, wildcards.student, cell) else "online",

@@ -22,10 +22,10 @@ rule prepare_data:
     params:
         glue_dir=optional("--glue-dir", STUDY.glue_dir),
         tokenizer=STUDY.teacher.model,
-        max_seq_length=lambda w: STUDY.data.seq_len(w.task),
-        train_subset=STUDY.data.train_subset or 0,
-        heldout_size=STUDY.data.heldout_size,
-        seed=STUDY.data.subset_seed,
+        max_seq_length=lambda w: STUDY.for_task(w.task).data.max_seq_length,
+        train_subset=lambda w: STUDY.for_task(w.task).data.train_subset or 0,
+        heldout_size=lambda w: STUDY.for_task(w.task).data.heldout_size,
+        seed=lambda w: STUDY.for_task(w.task).data.subset_seed,
         out_dir=lambda w, output: os.path.dirname(output.train),
     conda:
         "../../envs/hskd.yaml"

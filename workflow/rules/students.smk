@@ -6,7 +6,7 @@ rule init_student:
         directory(paths.STUDENT_INIT.format(results=R, task="{task}", student="{student}")),
     params:
         settings=lambda w: as_json({"name": w.student, **STUDY.raw["students"][w.student]}),
-        seed=STUDY.teacher.seed,
+        seed=lambda w: STUDY.for_task(w.task).teacher.seed,
     threads: STUDY.threads
     resources:
         teacher_margin=TEACHER_MARGIN,

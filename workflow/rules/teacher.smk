@@ -8,8 +8,8 @@ rule finetune_teacher:
         metrics=paths.TEACHER_METRICS.format(results=R, task="{task}"),
     params:
         precision=STUDY.precision,
-        settings=as_json(STUDY.raw["teacher"]),
-        group="--group-by-length" if STUDY.data.group_by_length else "--no-group-by-length",
+        settings=lambda w: as_json(STUDY.for_task(w.task).raw["teacher"]),
+        group=lambda w: "--group-by-length" if STUDY.for_task(w.task).data.group_by_length else "--no-group-by-length",
         out_dir=lambda w, output: os.path.dirname(output.metrics),
     threads: STUDY.threads
     resources:
