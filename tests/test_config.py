@@ -141,7 +141,7 @@ def test_by_task_values_replace_the_study_values_for_that_task_only(config):
 @pytest.mark.parametrize(
     ("by_task", "message"),
     [({"CoLA": {"teacher": {"lr": -1.0}}}, "config key 'by_task.CoLA.teacher.lr'"),
-     ({"CoLA": {"teacher": {"model": "bert-base-uncased"}}}, "config key 'by_task.CoLA.teacher': 'model'"),
+     ({"CoLA": {"teacher": {"model": "bert-base-uncased"}}}, "by_task.CoLA.teacher.model: the teacher's model"),
      ({"CoLA": {"baselines": {"select_on": "dev"}}}, "config key 'by_task.CoLA.baselines': 'select_on'"),
      ({"CoLA": {"grid": {"none": False}}}, "config key 'by_task.CoLA': .*'grid' was unexpected"),
      ({"SST-3": {"teacher": {"epochs": 1}}}, "by_task.SST-3: unknown task 'SST-3'"),

@@ -15,6 +15,7 @@ from hskd.models import OFFLINE_MODELS, resolve_model_name
 from hskd.protocol import Protocol
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+STUDY_WIDE_TEACHER_KEYS = {"model", "random_init", "hidden_size", "num_layers"}  # not settable per task
 PRECISIONS = ("auto", "fp32", "bf16")  # the schema's `precision` values (hskd.training.autocast_dtype)
 
 
@@ -208,6 +209,9 @@ def load(config: dict[str, Any]) -> StudyConfig:
     task_studies = {}
     for task, sections in config["by_task"].items():
         _check_task_name(f"by_task.{task}", task)
+        for key in STUDY_WIDE_TEACHER_KEYS & set(sections.get("teacher", {})):
+            raise ConfigError(f"by_task.{task}.teacher.{key}: the teacher's model and shape are one for the study "
+                              "(its layer maps, tokenizer and cache sizes are planned once)")
         task_config = with_task_values(config, sections)
         _validate(task_config, key_prefix=f"by_task.{task}.")
         task_studies[task] = from_dict(task_config)
