@@ -389,3 +389,25 @@ def test_summary_carries_the_mean_real_token_fraction(tmp_path: Path) -> None:
     summary = summarize(collect_runs(tmp_path)).set_index("cell")
     assert summary.loc["depth=top6-1/length=all/width=all", "hsk_fraction_real"] == pytest.approx(0.3)
     assert summary.loc["depth=top6-1/length=all/width=all", "hsk_fraction"] == pytest.approx(1 / 6)
+
+
+def test_a_cell_that_hurts_is_shown_as_worse_even_without_a_gain_share(tmp_path: Path) -> None:
+    # prediction-only 0.79 +- 0.02, full HSK 0.80 +- 0.02 (no gain share), one layer 0.70 +- 0.01:
+    # diff -0.09, se = sqrt(0.02^2/3 + 0.01^2/3), Welch df = (5e-4/3)^2 / ((4e-4/3)^2/2 + (1e-4/3)^2/2) = 2.94
+    write_cell(tmp_path, [0.77, 0.79, 0.81], depth="none")
+    write_cell(tmp_path, [0.78, 0.80, 0.82], depth="all-top6")
+    write_cell(tmp_path, [0.69, 0.70, 0.71], depth="top6-1", hsk_fraction=1 / 6)
+    out = tmp_path / "tables"
+    aggregate(tmp_path, out)
+    summary = pd.read_csv(out / "summary.csv").set_index("cell")
+    error, dof = math.sqrt(0.02**2 / 3 + 0.01**2 / 3), (5e-4 / 3) ** 2 / ((4e-4 / 3) ** 2 / 2 + (1e-4 / 3) ** 2 / 2)
+    half = stats.t.ppf(0.975, dof) * error
+    one_layer = summary.loc["depth=top6-1/length=all/width=all"]
+    assert (one_layer["vs_none"], one_layer["vs_none_low"], one_layer["vs_none_high"]) == pytest.approx(
+        (-0.09, -0.09 - half, -0.09 + half))
+    assert math.isnan(summary.loc[NONE, "vs_none"]) and summary.loc[FULL, "vs_none"] == pytest.approx(0.01)
+    table = (out / "depth.md").read_text()
+    assert f"-0.0900 [{-0.09 - half:+.4f}, {-0.09 + half:+.4f}] worse" in table
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    full_row = next(row for row in rows if "full HSK" in row)
+    assert "+0.0100 [-" in full_row and "worse" not in full_row and not any("better" in row for row in rows)

@@ -33,12 +33,13 @@ JOINT_SUFFIX = {"depth": "l", "length": "t", "width": "h"}
 SUMMARY_COLUMNS = [
     "task", "student", "kind", "strategy", "amount", "cell", "lr", "n_seeds", "mean", "std",
     "hsk_fraction", "hsk_fraction_real", "hsk_bytes_per_example", "metric", "lrs_tried", "selection_score",
-    "select_on", "value_column", "n_collapsed", "ci_low", "ci_high", "gain_share", "gain_share_low",
-    "gain_share_high",
+    "select_on", "value_column", "n_collapsed", "ci_low", "ci_high", "vs_none", "vs_none_low", "vs_none_high",
+    "gain_share", "gain_share_low", "gain_share_high",
 ]  # fmt: skip
 TABLE_COLUMNS = [
     "task", "student", "strategy", "amount", "cell", "lr", "n_seeds", "n_collapsed", "mean", "std", "ci_low",
-    "ci_high", "hsk_fraction", "hsk_fraction_real", "gain_share", "gain_share_low", "gain_share_high",
+    "ci_high", "hsk_fraction", "hsk_fraction_real", "vs_none", "vs_none_low", "vs_none_high", "gain_share",
+    "gain_share_low", "gain_share_high",
 ]  # fmt: skip
 REFERENCE_COLUMNS = [
     "task", "metric", "teacher", "trivial", "trivial_rule", "train_examples", "train_requested",
@@ -367,7 +368,22 @@ def summarize(
     )
     summary = summary.merge(chosen, on=KEY)
     summary["value_column"] = value_column
-    return add_intervals(add_gain_share(summary), at_lr, value_column)[SUMMARY_COLUMNS]
+    return add_intervals(add_vs_prediction_only(add_gain_share(summary)), at_lr, value_column)[SUMMARY_COLUMNS]
+
+
+def add_vs_prediction_only(summary: pd.DataFrame) -> pd.DataFrame:
+    """``vs_none`` = mean - tuned prediction-only mean, with its Welch 95% interval (NaN under 2 seeds a
+    side): a cell that hurts the student shows as an interval below 0 whether or not a gain share is shown.
+    Empty on the prediction-only row itself."""
+    base = baselines(summary)[["task", "student", "none_mean", "none_std", "none_n_seeds"]]
+    merged = summary.merge(base, on=["task", "student"], how="left")
+    bounds = [welch_interval(row.mean, row.std, row.n_seeds, row.none_mean, row.none_std, row.none_n_seeds)
+              for row in merged.itertuples()]  # fmt: skip
+    own = (merged["kind"] == "none").to_numpy()
+    out = summary.copy()
+    out["vs_none"] = np.where(own, np.nan, (merged["mean"] - merged["none_mean"]).to_numpy())
+    out[["vs_none_low", "vs_none_high"]] = np.where(own[:, None], np.nan, np.array(bounds, dtype=float).reshape(-1, 2))
+    return out
 
 
 def _values_by_cell(at_lr: pd.DataFrame, column: str) -> dict[tuple[str, str, str], np.ndarray]:
@@ -439,6 +455,16 @@ def format_interval(mean: float, low: float, high: float, n: int, collapsed: int
     return f"{mean:.4f}{interval} (n={int(n)}{flag})"
 
 
+def format_difference(diff: float, low: float, high: float) -> str:
+    """``-0.0412 [-0.0630, -0.0194] worse``: the word only where the interval excludes 0."""
+    if pd.isna(diff):
+        return ""
+    if pd.isna(low):
+        return f"{diff:+.4f}"
+    verdict = " worse" if high < 0 else " better" if low > 0 else ""
+    return f"{diff:+.4f} [{low:+.4f}, {high:+.4f}]{verdict}"
+
+
 def format_share(share: float, low: float, high: float) -> str:
     """``0.59 [0.20, 0.95]``; empty when no share is shown."""
     if pd.isna(share):
@@ -461,6 +487,9 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
             ],
             "HSK fraction": [f"{f:.3g}" if pd.notna(f) else "" for f in table["hsk_fraction"]],
             "of real tokens' HSK": [f"{f:.3g}" if pd.notna(f) else "" for f in table["hsk_fraction_real"]],
+            "vs prediction-only [95% CI]": [
+                format_difference(row.vs_none, row.vs_none_low, row.vs_none_high) for row in table.itertuples()
+            ],
             "gain share [95% CI]": [
                 format_share(row.gain_share, row.gain_share_low, row.gain_share_high) for row in table.itertuples()
             ],
@@ -483,6 +512,8 @@ def table_notes(summary: pd.DataFrame, references: pd.DataFrame | None = None) -
         notes.append(f"**At the chosen learning rates {collapsed} run(s) collapsed** (constant dev predictions, or "
                      f"a metric within {COLLAPSE_TOLERANCE} of the trivial baseline): marked in the table, never "
                      "chosen as enough HSK.")
+    notes.append(f"vs prediction-only = cell - tuned prediction-only, with its Welch {LEVEL:.0%} interval (2 seeds a "
+                 "side); 'worse' or 'better' where the interval excludes 0.")
     notes.append(f"Gain share = (cell - prediction-only) / (full HSK - prediction-only), shown only where the "
                  f"full-HSK gain is above 0 beyond its Welch {LEVEL:.0%} interval; its interval is a percentile "
                  "bootstrap over the seeds of the cell and of both baselines (needs 2 seeds in each).")
