@@ -3,21 +3,20 @@ import re
 import pytest
 import torch
 
-from hskd.compression import (
+from hskd.cells import (
+    STATIC_WIDTH_SCHEMES,
+    WIDTH_SEED,
     Cell,
     Depth,
     Length,
     Width,
-    compress_batch,
     expand_joint,
-    hsk_loss,
     layer_map,
     parse_cell,
-    select_tokens,
+    static_dims,
     top_layers,
-    width_index,
-    width_mask,
 )
+from hskd.compression import compress_batch, hsk_loss, select_tokens, width_mask
 
 SEP = 102
 
@@ -102,7 +101,7 @@ def test_select_tokens_errors(scheme, keep, attn, message):
      ("uniform", 0.25, 2), ("uniform", 0.35, 3), ("uniform", 0.01, 1), ("uniform", 1.0, 10)],
 )  # fmt: skip
 def test_static_width_kept_counts(scheme, fraction, count):
-    mask = width_mask(scheme, fraction, torch.zeros(3, 4, 10), torch.Generator().manual_seed(0))
+    mask = width_mask(scheme, fraction, torch.zeros(3, 4, 10), seed=0)
     assert mask.shape == (10,)
     assert mask.dtype == torch.bool
     assert int(mask.sum()) == count
@@ -115,15 +114,47 @@ def test_static_width_kept_counts(scheme, fraction, count):
     [(10, 0.3, [0, 3, 7]), (10, 0.4, [0, 2, 5, 8]), (384, 0.1, list(range(0, 380, 10)))],
 )
 def test_uniform_index(size, fraction, expected):
-    assert width_index("uniform", fraction, size).tolist() == expected
+    assert static_dims("uniform", fraction, size) == expected
 
 
 def test_random_index_is_reproducible_with_a_fresh_seed():
-    first = width_index("random", 0.5, 16, torch.Generator().manual_seed(3))
+    first = static_dims("random", 0.5, 16, seed=3)
     # the specification: the first 8 dims of a permutation drawn from the generator, sorted
     expected = torch.randperm(16, generator=torch.Generator().manual_seed(3))[:8].sort().values
-    assert first.tolist() == expected.tolist()
-    assert first.tolist() != width_index("random", 0.5, 16, torch.Generator().manual_seed(4)).tolist()
+    assert first == expected.tolist()
+    assert first != static_dims("random", 0.5, 16, seed=4)
+
+
+@pytest.mark.parametrize("seed", [WIDTH_SEED, 3])
+@pytest.mark.parametrize("scheme", STATIC_WIDTH_SCHEMES)
+def test_static_dims_are_torchs_draws(scheme, seed):
+    # hskd.cells draws without torch (planning sizes stores); the draws must be torch's own, as before
+    for size in [*range(1, 130), 256, 312, 384, 768, 1024, 4096]:
+        for fraction in (0.001, 0.01, 0.05, 0.1, 0.2, 1 / 3, 0.5, 0.9, 1.0):
+            expected = _torch_static_dims(scheme, fraction, size, seed)
+            assert static_dims(scheme, fraction, size, seed) == expected, (size, fraction)
+
+
+def _torch_static_dims(scheme: str, fraction: float, size: int, seed: int) -> list[int]:
+    """The static dims as torch draws them: the reference `static_dims` must reproduce."""
+    generator = torch.Generator().manual_seed(seed)
+    if scheme == "random":
+        return torch.randperm(size, generator=generator)[: max(1, round(fraction * size))].sort().values.tolist()
+    if scheme == "bernoulli":
+        draws = torch.rand(size, generator=generator)
+        kept = (draws > 1 - fraction).nonzero().flatten()
+        return (kept if kept.numel() else draws.argmax().view(1)).tolist()
+    return static_dims(scheme, fraction, size, seed)  # uniform draws nothing
+
+
+def test_bernoulli_static_dims_compare_in_float32_as_torch():
+    draws = torch.rand(768, generator=torch.Generator().manual_seed(WIDTH_SEED)).tolist()
+    for dim, value in [(dim, value) for dim, value in enumerate(draws) if value > 0.5][:20]:
+        fraction = 1 - value + 2**-30  # 1 - f is just below the draw in float64 but equal to it in float32
+        expected = _torch_static_dims("bernoulli", fraction, 768, WIDTH_SEED)
+        assert dim not in expected
+        assert static_dims("bernoulli", fraction, 768) == expected
+        assert Width("bernoulli", fraction).kept_dims(768) == expected
 
 
 def test_magnitude_keeps_largest_abs_per_slice():
@@ -149,7 +180,7 @@ def test_width_fraction_bounds(fraction):
 
 def test_width_unknown_schemes():
     with pytest.raises(ValueError, match="unknown static width scheme 'magnitude'"):
-        width_index("magnitude", 0.5, 4)
+        static_dims("magnitude", 0.5, 4)
     with pytest.raises(ValueError, match="unknown width scheme 'top'"):
         width_mask("top", 0.5, torch.zeros(2, 4))
 
@@ -390,8 +421,8 @@ def test_compress_batch_stacked_input_and_full_cell():
 
 def test_compress_batch_random_width_follows_seed():
     batch = _compress("depth=top4-1/length=left-2/width=random-0.5", seed=7)
-    expected = width_index("random", 0.5, D, torch.Generator().manual_seed(7))
-    assert batch.keep_mask.flatten().nonzero().flatten().tolist() == expected.tolist()
+    expected = _torch_static_dims("random", 0.5, D, 7)
+    assert batch.keep_mask.flatten().nonzero().flatten().tolist() == expected
     again = _compress("depth=top4-1/length=left-2/width=random-0.5", seed=7)
     assert torch.equal(batch.keep_mask, again.keep_mask)
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from hskd.compression import parse_cell
+from hskd.cells import parse_cell
 from hskd.config import ConfigError, load
 from hskd.grid import baseline_cells, runs, store_bytes_lower_bound, store_bytes_per_example
 from hskd.paths import format_lr

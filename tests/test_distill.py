@@ -12,7 +12,7 @@ from transformers import BertConfig
 
 from hskd import distill
 from hskd import extract as extract_module
-from hskd.compression import parse_cell
+from hskd.cells import parse_cell
 from hskd.config import StageConfig
 from hskd.data import TokenizedSplit
 from hskd.distill import CachedHSK, OnlineHSK, RunInputs, RunSettings, stage1_loss

@@ -11,7 +11,8 @@ import torch
 from test_wiring import FULL, LayerStudent, run, setup  # noqa: F401  (fixture)
 
 from hskd import distill
-from hskd.compression import HSKBatch, batch_magnitude_mask, parse_cell, real_fraction, select_tokens, width_index
+from hskd.cells import parse_cell, static_dims
+from hskd.compression import HSKBatch, batch_magnitude_mask, real_fraction, select_tokens
 from hskd.config import ConfigError
 from hskd.distill import CachedHSK, stage1_loss, stage2_loss
 from hskd.extract import StoreTarget, extract
@@ -133,12 +134,12 @@ def test_regression_stage2_target_is_gold_or_teacher():
 
 def test_bernoulli_keeps_each_dim_whose_draw_exceeds_one_minus_f():
     draws = torch.rand(16, generator=torch.Generator().manual_seed(3))
-    kept = width_index("bernoulli", 0.5, 16, torch.Generator().manual_seed(3))
-    assert kept.tolist() == [d for d in range(16) if draws[d] > 0.5]
-    counts = {len(width_index("bernoulli", 0.5, 16, torch.Generator().manual_seed(s))) for s in range(10)}
+    kept = static_dims("bernoulli", 0.5, 16, seed=3)
+    assert kept == [d for d in range(16) if draws[d] > 0.5]
+    counts = {len(static_dims("bernoulli", 0.5, 16, seed=s)) for s in range(10)}
     assert len(counts) > 1  # the count varies with the draw: not an exact-count subset
-    tiny = width_index("bernoulli", 0.001, 4, torch.Generator().manual_seed(0))
-    assert tiny.tolist() == [int(torch.rand(4, generator=torch.Generator().manual_seed(0)).argmax())]
+    tiny = static_dims("bernoulli", 0.001, 4, seed=0)
+    assert tiny == [int(torch.rand(4, generator=torch.Generator().manual_seed(0)).argmax())]
 
 
 # ------------------------------------------------------------------------------------------ real fraction

@@ -14,7 +14,8 @@ import torch
 from transformers import BertConfig
 
 from hskd import distill
-from hskd.compression import HSKBatch, parse_cell
+from hskd.cells import parse_cell
+from hskd.compression import HSKBatch
 from hskd.config import StageConfig
 from hskd.data import TokenizedSplit
 from hskd.distill import RunInputs, RunSettings, stage1_loss

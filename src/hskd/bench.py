@@ -26,7 +26,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from transformers import BertConfig, PreTrainedModel
 
-from hskd.compression import Cell, compress_batch, expand_joint, parse_cell
+from hskd.cells import Cell, expand_joint, parse_cell
+from hskd.compression import compress_batch
 from hskd.data import TokenizedSplit
 from hskd.distill import CachedHSK, OnlineHSK, stage1_loss
 from hskd.extract import StoreTarget, manifest_row, store_writer

@@ -17,7 +17,6 @@ from hskd.glue import GlueFormatError
 from hskd.guards import WeakTeacherError, check_teacher_margin
 from hskd.protocol import PRESETS
 from hskd.protocol import from_dict as protocol_from_dict
-from hskd.store import StoreMismatchError
 
 T = TypeVar("T")
 
@@ -54,7 +53,7 @@ def _with_shape(config_class: Callable[..., T]) -> Callable[[dict], T]:
 
 
 def _run_settings(settings: dict):
-    from hskd.compression import parse_cell
+    from hskd.cells import parse_cell
     from hskd.distill import RunSettings
 
     settings = {**settings, "stage1": StageConfig(**settings["stage1"]), "stage2": StageConfig(**settings["stage2"])}
@@ -67,7 +66,7 @@ def _run_settings(settings: dict):
 
 
 def _store_targets(rows: list) -> list:
-    from hskd.compression import parse_cell
+    from hskd.cells import parse_cell
     from hskd.extract import StoreTarget
 
     return [StoreTarget(row["student"], row["student_layers"], parse_cell(row["cell"]), row["path"]) for row in rows]
@@ -314,13 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _input_errors() -> tuple[type[Exception], ...]:
+    """The exceptions that mean bad input. hskd.store imports torch, so its StoreMismatchError is looked up
+    only once hskd.store is loaded (it must be for one to be raised): `hskd --help` stays torch-free."""
+    errors = (ConfigError, GlueFormatError, WeakTeacherError, FileNotFoundError, FloatingPointError)
+    store = sys.modules.get("hskd.store")
+    return errors if store is None else (*errors, store.StoreMismatchError)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     print("hskd", *(argv if argv is not None else sys.argv[1:]), file=sys.stderr, flush=True)
     try:
         args.func(args)
-    except (ConfigError, GlueFormatError, StoreMismatchError, WeakTeacherError, FileNotFoundError,
-            FloatingPointError) as err:
+    except _input_errors() as err:  # evaluated only when an error propagates, after the command's imports
         # bad input: one line naming the file or key; anything else is a bug and keeps its traceback
         sys.exit(f"hskd {args.command}: error: {err}")
 

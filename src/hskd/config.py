@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from hskd import glue, protocol
-from hskd.models import OFFLINE_MODELS, resolve_model_name
+from hskd.model_names import OFFLINE_MODELS, resolve_model_name
 from hskd.protocol import Protocol
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# Package data (pyproject.toml), so an installed hskd validates configs without this repository.
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 STUDY_WIDE_TEACHER_KEYS = {"model", "random_init", "hidden_size", "num_layers"}  # not settable per task
 PRECISIONS = ("auto", "fp32", "bf16")  # the schema's `precision` values (hskd.training.autocast_dtype)
 

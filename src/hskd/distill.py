@@ -11,15 +11,8 @@ from pathlib import Path
 import torch
 
 from hskd import glue
-from hskd.compression import (
-    BATCH_WIDTH_SCHEMES,
-    Cell,
-    HSKBatch,
-    batch_magnitude_mask,
-    hsk_loss,
-    parse_cell,
-    real_fraction,
-)
+from hskd.cells import BATCH_WIDTH_SCHEMES, Cell, parse_cell
+from hskd.compression import HSKBatch, batch_magnitude_mask, hsk_loss, real_fraction
 from hskd.config import StageConfig
 from hskd.data import TokenizedSplit
 from hskd.extract import compress_pass

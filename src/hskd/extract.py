@@ -10,13 +10,8 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from hskd.compression import (
-    WIDTH_SEED,
-    Cell,
-    HSKBatch,
-    compress_batch,
-    real_fraction,
-)
+from hskd.cells import WIDTH_SEED, Cell
+from hskd.compression import HSKBatch, compress_batch, real_fraction
 from hskd.data import TokenizedSplit
 from hskd.grid import store_bytes_per_example
 from hskd.io import link_atomic, write_json_atomic
@@ -70,7 +65,7 @@ def store_writer(
         hidden_size=hidden_size,
         max_seq_length=max_len,
         width_layout="magnitude" if magnitude else "dense",
-        kept_dims=None if magnitude else cell.width.kept_dims(hidden_size),
+        kept_dims=None if magnitude else torch.tensor(cell.width.kept_dims(hidden_size)),
         kept_entries=max(1, round(cell.width.fraction * tokens * hidden_size)) if magnitude else None,
         teacher_sha256=teacher_sha,
         data_sha256=data_sha,

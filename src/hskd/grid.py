@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from hskd import paths
-from hskd.compression import Cell, expand_joint, parse_cell
+from hskd.cells import Cell, expand_joint, parse_cell
 from hskd.config import StudyConfig, student_layer_count, teacher_shape
 
 # Training-set sizes of GLUE, for sizing caches before any data is read.

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import save_file
+if TYPE_CHECKING:
+    import torch
 
 PACKAGES = ("hskd", "torch", "transformers", "safetensors", "numpy", "snakemake")
 
@@ -49,6 +50,8 @@ def write_json_atomic(data: dict, path: str | Path) -> None:
 
 
 def save_tensors_atomic(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file  # imports torch: keep this module light for planning
+
     with atomic_output(path) as tmp:
         save_file({name: t.contiguous() for name, t in tensors.items()}, str(tmp), metadata=metadata)
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from hskd.glue import get_task
+
+if TYPE_CHECKING:
+    import torch
 
 _F1_TASKS = ("MRPC", "QQP")
 # A run within this many metric units of (or below) the trivial baseline has learned nothing usable.

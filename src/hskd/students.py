@@ -18,7 +18,7 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, BertConfig, PreTrainedModel
 
 from hskd.dropout import Dropout, attention, use_cheap_dropout
-from hskd.models import resolve_model_name
+from hskd.model_names import resolve_model_name
 from hskd.training import task_loss
 
 STUDENT_FILE = "hskd_student.json"

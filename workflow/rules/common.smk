@@ -6,7 +6,7 @@ import sys
 from hskd import paths
 from hskd.config import ConfigError, load as load_study
 from hskd.grid import cached_cells, is_cached, runs
-from hskd.compression import parse_cell
+from hskd.cells import parse_cell
 from hskd.config import student_layer_count
 from hskd.glue import get_task
 

@@ -1,0 +1,373 @@
+"""The cell grammar: which teacher HSK a run distils along depth, length and width, and its path.
+
+A *cell* is one hive-style path segment per dimension, "depth=…/length=…/width=…":
+
+- depth (``depth=top<K>-<k>``, ``depth=all-top<K>``, ``depth=none``): student hidden state l = 0..Ls
+  is mapped to teacher hidden state ``round(l * K / Ls)`` (`layer_map`) and only the top k student
+  layers are distilled (`top_layers`); ``none`` is the prediction-only baseline (no HSK at all).
+- length (``length=<scheme>-<k>``, ``length=all``): k tokens per example (`LENGTH_SCHEMES`).
+- width (``width=<scheme>-<fraction>``, ``width=all``): a fraction of the hidden values (`WIDTH_SCHEMES`).
+
+Pure Python, no torch: planning (config checks, the run grid, store sizes) imports only this. The tensor
+math that applies a cell is `hskd.compression`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+LENGTH_SCHEMES = ("left", "attention", "attention_nosep", "cls")
+WIDTH_SCHEMES = ("random", "bernoulli", "uniform", "magnitude", "magnitude_batch")
+STATIC_WIDTH_SCHEMES = ("random", "bernoulli", "uniform")
+BATCH_WIDTH_SCHEMES = ("magnitude_batch",)  # depend on the training batch: stored at full width
+# Static width schemes draw their dims from a generator with this seed: every run of a cell, and its store,
+# sees the same dims.
+WIDTH_SEED = 0
+
+
+# ---------------------------------------------------------------------------------------------- depth
+
+
+def layer_map(student_layers: int, teacher_top: int) -> list[int]:
+    """Teacher hidden-state index for each student hidden state 0..Ls: round(l * K / Ls), half to even."""
+    if student_layers < 1 or teacher_top < 1:
+        raise ValueError(f"need student_layers, teacher_top >= 1, got {student_layers}, {teacher_top}")
+    return [round(layer * teacher_top / student_layers) for layer in range(student_layers + 1)]
+
+
+def top_layers(student_layers: int, keep: int) -> list[int]:
+    """The top `keep` student hidden-state indices, embeddings (0) counting as the lowest layer."""
+    if not 1 <= keep <= student_layers + 1:
+        raise ValueError(f"keep={keep} outside 1..{student_layers + 1} (student layers + embeddings)")
+    return list(range(student_layers - keep + 1, student_layers + 1))
+
+
+# ---------------------------------------------------------------------------------------------- width
+
+
+def kept_count(fraction: float, total: int) -> int:
+    """How many of `total` values a width fraction keeps: round(fraction * total), at least 1."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"width fraction {fraction} outside (0, 1]")
+    return max(1, round(fraction * total))
+
+
+def static_dims(scheme: str, fraction: float, hidden_size: int, seed: int = WIDTH_SEED) -> list[int]:
+    """Sorted hidden dims a static width scheme keeps, the one draw extraction, online distillation and
+    store sizing share. ``random``: the first round(f * D) dims of a permutation; ``bernoulli`` (the paper
+    code's random mask): each dim whose uniform draw exceeds 1 - f, so the count varies (the largest
+    draw if none does); ``uniform`` (the paper code's): dims round(i / f) for i < int(f * D), those below D.
+
+    Plain Python so that planning needs no torch, drawing the very numbers of torch.randperm / torch.rand
+    with ``torch.Generator().manual_seed(seed)`` (tests/test_compression.py checks it against torch), so
+    dims are those earlier hskd versions drew with torch.
+    """
+    kept_count(fraction, hidden_size)  # range check
+    if scheme == "uniform":
+        count = max(1, int(fraction * hidden_size))
+        return sorted({d for i in range(count) if (d := round(i / fraction)) < hidden_size})
+    if scheme == "random":
+        perm = list(range(hidden_size))
+        draws = _torch_cpu_generator(seed)
+        for i in range(hidden_size - 1):  # torch.randperm's CPU shuffle
+            j = i + draws.getrandbits(32) % (hidden_size - i)
+            perm[i], perm[j] = perm[j], perm[i]
+        return sorted(perm[: kept_count(fraction, hidden_size)])
+    if scheme == "bernoulli":
+        draws = _torch_cpu_generator(seed)
+        # torch.rand's float32 draws are the low 24 bits of each 32-bit word / 2^24, and `draws > 1 - f`
+        # compares in float32.
+        uniform = [(draws.getrandbits(32) & 0xFFFFFF) * 2.0**-24 for _ in range(hidden_size)]
+        threshold = struct.unpack("f", struct.pack("f", 1 - fraction))[0]
+        kept = [dim for dim, value in enumerate(uniform) if value > threshold]
+        return kept or [max(range(hidden_size), key=uniform.__getitem__)]  # first largest, as argmax
+    expected = ", ".join(STATIC_WIDTH_SCHEMES)
+    raise ValueError(f"unknown static width scheme {scheme!r} (expected one of {expected})")
+
+
+def _torch_cpu_generator(seed: int) -> random.Random:
+    """A Random whose getrandbits(32) gives the words of ``torch.Generator().manual_seed(seed)``: both are
+    MT19937, which torch seeds with the reference init_genrand (Python's own seed() does not)."""
+    state = [seed & 0xFFFFFFFF]
+    for index in range(1, 624):
+        state.append((1812433253 * (state[-1] ^ (state[-1] >> 30)) + index) & 0xFFFFFFFF)
+    generator = random.Random()
+    generator.setstate((3, (*state, 624), None))
+    return generator
+
+
+# ---------------------------------------------------------------------------------------------- cells
+
+
+@dataclass(frozen=True)
+class Depth:
+    """Which layers are distilled: student layers map onto teacher 0..map_top; keep=None = all layers.
+
+    map_top=None is the prediction-only baseline (no HSK).
+    """
+
+    map_top: int | None
+    keep: int | None
+
+    def __post_init__(self) -> None:
+        if self.map_top is None:
+            if self.keep is not None:
+                raise ValueError("depth none cannot keep layers")
+        elif self.map_top < 1:
+            raise ValueError(f"teacher top layer {self.map_top} must be >= 1")
+        if self.keep is not None and self.keep < 1:
+            raise ValueError(f"layers kept {self.keep} must be >= 1")
+
+    def __str__(self) -> str:
+        if self.map_top is None:
+            return "depth=none"
+        if self.keep is None:
+            return f"depth=all-top{self.map_top}"
+        return f"depth=top{self.map_top}-{self.keep}"
+
+
+@dataclass(frozen=True)
+class Length:
+    """Which tokens are distilled: `keep` tokens chosen by `scheme`; both None = all tokens."""
+
+    scheme: str | None
+    keep: int | None
+
+    def __post_init__(self) -> None:
+        if (self.scheme is None) != (self.keep is None):
+            raise ValueError("scheme and keep must both be set or both be None (all tokens)")
+        if self.scheme is None:
+            return
+        if self.scheme not in LENGTH_SCHEMES:
+            raise ValueError(f"unknown scheme {self.scheme!r} (expected one of {', '.join(LENGTH_SCHEMES)})")
+        if self.keep < 1:
+            raise ValueError(f"tokens kept {self.keep} must be >= 1")
+        if self.scheme == "cls" and self.keep != 1:
+            raise ValueError(f"scheme 'cls' keeps exactly 1 token, got {self.keep}")
+
+    def __str__(self) -> str:
+        return "length=all" if self.scheme is None else f"length={self.scheme}-{self.keep}"
+
+    @property
+    def needs_attention(self) -> bool:
+        """True when tokens are ranked by the teacher's [CLS] attention."""
+        return self.scheme in ("attention", "attention_nosep")
+
+
+@dataclass(frozen=True)
+class Width:
+    """Which hidden values are distilled: `fraction` of them chosen by `scheme`; both None = all."""
+
+    scheme: str | None
+    fraction: float | None
+
+    def __post_init__(self) -> None:
+        if (self.scheme is None) != (self.fraction is None):
+            raise ValueError("scheme and fraction must both be set or both be None (full width)")
+        if self.scheme is None:
+            return
+        if self.scheme not in WIDTH_SCHEMES:
+            raise ValueError(f"unknown scheme {self.scheme!r} (expected one of {', '.join(WIDTH_SCHEMES)})")
+        if not 0 < self.fraction <= 1:
+            raise ValueError(f"fraction {self.fraction} outside (0, 1]")
+        object.__setattr__(self, "fraction", float(self.fraction))  # so 1 prints as "1.0"
+
+    def __str__(self) -> str:
+        return "width=all" if self.scheme is None else f"width={self.scheme}-{self.fraction}"
+
+    def kept_dims(self, hidden_size: int) -> list[int]:
+        """The hidden dims a store of this width holds for every token (not for ``magnitude``): all of them
+        for ``all`` and ``magnitude_batch``, else `static_dims` drawn with `WIDTH_SEED`."""
+        if self.scheme is None or self.scheme in BATCH_WIDTH_SCHEMES:
+            return list(range(hidden_size))
+        return static_dims(self.scheme, self.fraction, hidden_size, WIDTH_SEED)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One compression setting: depth, length and width; str() is its path "depth=…/length=…/width=…"."""
+
+    depth: Depth
+    length: Length
+    width: Width
+
+    def __post_init__(self) -> None:
+        if self.is_none and (self.length.scheme is not None or self.width.scheme is not None):
+            raise ValueError("depth=none requires length=all and width=all (prediction-only baseline)")
+
+    def __str__(self) -> str:
+        return "/".join(self.segments())
+
+    def segments(self) -> tuple[str, str, str]:
+        """The three path segments ("depth=…", "length=…", "width=…")."""
+        return str(self.depth), str(self.length), str(self.width)
+
+    @property
+    def is_none(self) -> bool:
+        """True for the prediction-only baseline (depth=none)."""
+        return self.depth.map_top is None
+
+    @property
+    def is_full(self) -> bool:
+        """True when every layer, token and value is distilled (all/all/all)."""
+        return (
+            not self.is_none
+            and self.depth.keep is None
+            and self.length.scheme is None
+            and self.width.scheme is None
+        )
+
+    def student_layers(self, student_layers: int) -> list[int]:
+        """Distilled student hidden-state indices (0 = embeddings); empty for depth=none."""
+        if self.is_none:
+            return []
+        if self.depth.keep is None:
+            return list(range(student_layers + 1))
+        return top_layers(student_layers, self.depth.keep)
+
+    def teacher_layers(self, student_layers: int) -> list[int]:
+        """Teacher hidden-state indices matching `student_layers`, via layer_map(Ls, K)."""
+        if self.is_none:
+            return []
+        mapping = layer_map(student_layers, self.depth.map_top)
+        return [mapping[layer] for layer in self.student_layers(student_layers)]
+
+    def num_tokens(self, max_seq_length: int) -> int:
+        """Tokens kept per example: k, or max_seq_length for length=all."""
+        return max_seq_length if self.length.keep is None else self.length.keep
+
+    def validate(self, student_layers: int, teacher_layers: int, max_seq_length: int) -> None:
+        """Raise ValueError naming the part of the cell that does not fit these model sizes."""
+        depth, length = self.depth, self.length
+        if depth.keep is not None and depth.keep > student_layers + 1:
+            raise ValueError(
+                f"{depth}: keeps {depth.keep} layers but the student has only {student_layers + 1} "
+                "hidden states (layers + embeddings)"
+            )
+        if depth.map_top is not None and depth.map_top > teacher_layers:
+            raise ValueError(f"{depth}: maps onto teacher layer {depth.map_top} of {teacher_layers}")
+        if length.keep is not None and length.keep > max_seq_length:
+            raise ValueError(f"{length}: keeps {length.keep} tokens but max_seq_length is {max_seq_length}")
+
+    def hsk_fraction(self, student_layers: int, max_seq_length: int, hidden_size: int | None = None) -> float:
+        """Kept HSK values / full HSK values, full = (Ls + 1) x max_seq_length x D.
+
+        With `hidden_size`, the width factor is the exact kept count (that of `kept_dims` / D, or
+        round(f * K * D) / (K * D) for magnitude); without it, or for magnitude_batch (whose count depends
+        on the batch), the nominal fraction f. Padding counts: see `hskd.compression.real_fraction` for the
+        share of the real tokens' HSK.
+        """
+        if self.is_none:
+            return 0.0
+        tokens = self.num_tokens(max_seq_length)
+        layer_part = len(self.student_layers(student_layers)) / (student_layers + 1)
+        token_part = tokens / max_seq_length
+        width = self.width
+        if width.scheme is None:
+            width_part = 1.0
+        elif hidden_size is None or width.scheme in BATCH_WIDTH_SCHEMES:
+            width_part = width.fraction
+        elif width.scheme == "magnitude":
+            width_part = kept_count(width.fraction, tokens * hidden_size) / (tokens * hidden_size)
+        else:
+            width_part = len(width.kept_dims(hidden_size)) / hidden_size
+        return layer_part * token_part * width_part
+
+    def paper_name(self) -> str:
+        """Short label "<layers>l_<tokens>t_<fraction>h" ('all' where uncompressed), or "none"."""
+        if self.is_none:
+            return "none"
+        parts = (self.depth.keep, self.length.keep, self.width.fraction)
+        layers, tokens, fraction = ("all" if part is None else part for part in parts)
+        return f"{layers}l_{tokens}t_{fraction}h"
+
+
+def _parse_depth(value: str) -> Depth:
+    if value == "none":
+        return Depth(None, None)
+    if match := re.fullmatch(r"all-top([0-9]+)", value):
+        return Depth(int(match[1]), None)
+    if match := re.fullmatch(r"top([0-9]+)-([0-9]+)", value):
+        return Depth(int(match[1]), int(match[2]))
+    raise ValueError("expected top<K>-<k>, all-top<K> or none")
+
+
+def _parse_length(value: str) -> Length:
+    if value == "all":
+        return Length(None, None)
+    scheme, dash, keep = value.rpartition("-")
+    if not dash or not re.fullmatch(r"[0-9]+", keep):
+        raise ValueError("expected <scheme>-<k> or all")
+    return Length(scheme, int(keep))
+
+
+def _parse_width(value: str) -> Width:
+    if value == "all":
+        return Width(None, None)
+    scheme, dash, fraction = value.rpartition("-")
+    if not dash:
+        raise ValueError("expected <scheme>-<fraction> or all")
+    try:
+        number = float(fraction)
+    except ValueError:
+        raise ValueError(f"fraction {fraction!r} is not a number") from None
+    return Width(scheme, number)
+
+
+_SEGMENT_PARSERS: tuple[tuple[str, Callable[[str], Depth | Length | Width]], ...] = (
+    ("depth", _parse_depth),
+    ("length", _parse_length),
+    ("width", _parse_width),
+)
+
+
+def parse_cell(text: str) -> Cell:
+    """Parse "depth=…/length=…/width=…"; only the canonical spelling (the one str() gives) is accepted.
+
+    Raises ValueError naming the segment that is wrong.
+    """
+    segments = text.split("/")
+    if len(segments) != len(_SEGMENT_PARSERS):
+        raise ValueError(f"cell {text!r}: expected 3 segments depth=…/length=…/width=…, got {len(segments)}")
+    parts = []
+    for (key, parser), segment in zip(_SEGMENT_PARSERS, segments, strict=True):
+        name, equals, value = segment.partition("=")
+        if name != key or not equals:
+            raise ValueError(f"cell {text!r}: segment {segment!r} should start with '{key}='")
+        try:
+            part = parser(value)
+        except ValueError as error:
+            raise ValueError(f"{key} segment {segment!r}: {error}") from None
+        # One spelling per cell, so a cell always maps to one output path.
+        if str(part) != segment:
+            raise ValueError(f"{key} segment {segment!r}: not canonical, write {str(part)!r}")
+        parts.append(part)
+    try:
+        return Cell(*parts)
+    except ValueError as error:
+        raise ValueError(f"cell {text!r}: {error}") from None
+
+
+def expand_joint(name: str, schemes: Mapping[str, str]) -> Cell:
+    """Cell for a joint name "<layers>l_<tokens>t_<fraction>h" ('all' allowed in each part).
+
+    `schemes` gives the depth mapping ("top<K>"), the length scheme and the width scheme, e.g.
+    expand_joint("1l_10t_0.1h", {"depth": "top8", "length": "attention_nosep", "width": "magnitude"})
+    is depth=top8-1/length=attention_nosep-10/width=magnitude-0.1.
+    """
+    match = re.fullmatch(r"([0-9]+|all)l_([0-9]+|all)t_([0-9.eE+-]+|all)h", name)
+    if match is None:
+        raise ValueError(f"joint name {name!r}: expected <layers>l_<tokens>t_<fraction>h, e.g. 1l_10t_0.1h")
+    layers, tokens, fraction = match.groups()
+    try:
+        top = schemes["depth"]
+        depth = f"depth=all-{top}" if layers == "all" else f"depth={top}-{layers}"
+        length = "length=all" if tokens == "all" else f"length={schemes['length']}-{tokens}"
+        width = "width=all" if fraction == "all" else f"width={schemes['width']}-{float(fraction)}"
+        return parse_cell(f"{depth}/{length}/{width}")
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"joint name {name!r}: {error}") from None
