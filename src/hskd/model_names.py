@@ -22,7 +22,3 @@ def resolve_model_name(name: str) -> str:
     # "~/models/x" is a local folder: the config check and the loaders both see it expanded
     return str(Path(name).expanduser()) if name.startswith("~") else name
 
-
-def is_local_model(name: str) -> bool:
-    """True when `name` is an offline short name or an existing local folder."""
-    return name in OFFLINE_MODELS or Path(name).is_dir()
