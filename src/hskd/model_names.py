@@ -21,4 +21,3 @@ def resolve_model_name(name: str) -> str:
         return str(Path(module.__file__).parent / subdir)
     # "~/models/x" is a local folder: the config check and the loaders both see it expanded
     return str(Path(name).expanduser()) if name.startswith("~") else name
-
