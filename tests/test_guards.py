@@ -10,7 +10,7 @@ from hskd.guards import WeakTeacherError, check_teacher_margin
 
 
 def write_teacher(tmp_path, dev: float, trivial: float | None):
-    metrics = {"metric": "f1", "dev": dev, **({} if trivial is None else {"dev_trivial": trivial})}
+    metrics = {"task": "MRPC", "metric": "f1", "dev": dev, **({} if trivial is None else {"dev_trivial": trivial})}
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps(metrics))
     return path
@@ -18,8 +18,9 @@ def write_teacher(tmp_path, dev: float, trivial: float | None):
 
 def test_a_teacher_below_the_margin_is_refused_with_the_file_named(tmp_path):
     path = write_teacher(tmp_path, dev=0.81, trivial=0.80)
-    with pytest.raises(WeakTeacherError, match=r"metrics.json: teacher dev f1 0.8100 is not 0.05 above .* 0.8000"):
+    with pytest.raises(WeakTeacherError, match=r"metrics.json: teacher dev f1 0.8100 is not 0.05 above .* 0.8000") as err:
         check_teacher_margin(path, 0.05)
+    assert "by_task.MRPC.teacher" in str(err.value) and "drop MRPC from tasks" in str(err.value)
 
 
 def test_a_teacher_above_the_margin_passes_and_none_skips_the_check(tmp_path):

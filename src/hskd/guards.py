@@ -27,5 +27,6 @@ def check_teacher_margin(metrics_path: str | Path, margin: float | None) -> None
         raise WeakTeacherError(
             f"{metrics_path}: teacher dev {metrics['metric']} {value:.4f} is not {margin} above the trivial "
             f"baseline {trivial:.4f}, so students would learn nothing to compare; train the teacher longer "
-            "(teacher.epochs, teacher.lr, data.train_subset) or lower teacher_margin (null skips this check)"
+            f"(by_task.{metrics['task']}.teacher: epochs, lr; data.train_subset), drop {metrics['task']} from tasks "
+            "so the other tasks' tables are built, or lower teacher_margin (null skips this check)"
         )
