@@ -18,7 +18,8 @@ def write_teacher(tmp_path, dev: float, trivial: float | None):
 
 def test_a_teacher_below_the_margin_is_refused_with_the_file_named(tmp_path):
     path = write_teacher(tmp_path, dev=0.81, trivial=0.80)
-    with pytest.raises(WeakTeacherError, match=r"metrics.json: teacher dev f1 0.8100 is not 0.05 above .* 0.8000") as err:
+    expected = r"metrics.json: teacher dev f1 0.8100 is not 0.05 above .* 0.8000"
+    with pytest.raises(WeakTeacherError, match=expected) as err:
         check_teacher_margin(path, 0.05)
     assert "by_task.MRPC.teacher" in str(err.value) and "drop MRPC from tasks" in str(err.value)
 
