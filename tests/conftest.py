@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+SMOKE_RESULTS = yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text())["results_dir"]
 
 
 def copy_workflow(work: Path) -> Path:

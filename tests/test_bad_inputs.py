@@ -73,6 +73,8 @@ CONFIG_CASES = [
     ("report.margin", 0, "report.margin"),
     ("report.fraction", "both", "report.fraction"),
     ("glue_dir", "/no/such/glue", "glue_dir"),
+    ("results_dir", "", "results_dir"),
+    ("results_dir", "results/{task}", "results_dir"),
 ]
 
 

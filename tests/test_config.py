@@ -17,6 +17,13 @@ def test_default_config_is_valid(config):
     assert study.tasks == ["SST-2"]
     assert study.students["pruned"].layers == [2, 4, 6]
     assert study.stage1.schedule == "constant"
+    assert study.results_dir == "results"
+
+
+def test_results_dir_is_normalised(config):
+    # the target a user types (results/smoke/...) must be the path a rule builds
+    config["results_dir"] = "./results/smoke/"
+    assert load(config).results_dir == "results/smoke"
 
 
 def test_unknown_key_is_an_error(config):
@@ -84,7 +91,7 @@ def test_default_grid_expansion(config):
     assert len(all_runs) == 2 * (2 * 2 * 3 + 3 + 5)
     none_runs = [r for r in all_runs if r.cell.is_none and r.student == "pretrained"]
     assert {r.lr for r in none_runs} == {2e-5, 5e-5} and {r.seed for r in none_runs} == {0, 1, 2}
-    path = none_runs[0].metrics_path()
+    path = none_runs[0].metrics_path(study.results_dir)
     assert path.startswith("results/SST-2/runs/pretrained/depth=none/length=all/width=all/lr=2e-05/seed=")
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import copy_workflow
+from conftest import SMOKE_RESULTS, copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--configfile", "workflow/configs/smoke.yaml"]
-ONE_RUN = "results/SST-2/runs/pruned/depth=top2-1/length=all/width=all/lr=0.001/seed=0"
+ONE_RUN = f"{SMOKE_RESULTS}/SST-2/runs/pruned/depth=top2-1/length=all/width=all/lr=0.001/seed=0"
 # a run of an earlier config (a seed this one does not ask for) left in the results folder
-STALE_RUN = "results/SST-2/runs/pruned/depth=none/length=all/width=all/lr=0.001/seed=9/metrics.json"
+STALE_RUN = f"{SMOKE_RESULTS}/SST-2/runs/pruned/depth=none/length=all/width=all/lr=0.001/seed=9/metrics.json"
 
 
 def snakemake(workdir: Path, *args: str) -> str:
@@ -39,7 +39,7 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.mark.e2e
 def test_smoke_study_produces_every_output(workdir):
-    results = workdir / "results"
+    results = workdir / SMOKE_RESULTS
     runs = sorted(path for path in results.glob("SST-2/runs/**/metrics.json") if "seed=9" not in str(path))
     assert len(runs) == 26
     table = pd.read_csv(results / "tables/runs.csv")
@@ -73,6 +73,9 @@ def test_smoke_study_produces_every_output(workdir):
     assert 0.3 < teacher["dev_trivial"] < 0.7  # the generated labels are balanced
     references = (results / "tables/references.csv").read_text().splitlines()
     assert references[1].startswith(f"SST-2,accuracy,{teacher['dev']},{teacher['dev_trivial']},")
+    # the study is one folder: its logs are in it, and nothing is beside it in the default study's places
+    assert (results / "logs/aggregate.log").read_text().startswith("hskd aggregate")
+    assert not (workdir / "logs").exists() and not (workdir / "results/SST-2").exists()
 
 
 @pytest.mark.e2e

@@ -9,7 +9,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import ROOT, copy_workflow
+from conftest import ROOT, SMOKE_RESULTS, copy_workflow
 
 SMOKE = ["--configfile", "workflow/configs/smoke.yaml"]
 
@@ -28,7 +28,7 @@ def test_a_killed_study_finishes_with_the_readme_commands(tmp_path):
     study = subprocess.Popen(["snakemake", "--cores", "2", *SMOKE], cwd=work, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 600
-    while not list(work.glob("results/SST-2/runs/**/metrics.json")):  # kill it while students train
+    while not list(work.glob(f"{SMOKE_RESULTS}/SST-2/runs/**/metrics.json")):  # kill it while students train
         assert study.poll() is None and time.monotonic() < deadline, "the study ended before any run finished"
         time.sleep(1)
     os.killpg(study.pid, signal.SIGKILL)  # Snakemake and every job, as a lost terminal or a reboot would
@@ -40,5 +40,5 @@ def test_a_killed_study_finishes_with_the_readme_commands(tmp_path):
     for command in commands:  # as written, plus the study's config
         result = subprocess.run([*command.split(), *SMOKE], cwd=work, capture_output=True, text=True, timeout=1200)
         assert result.returncode == 0, command + "\n" + result.stderr[-3000:]
-    runs = pd.read_csv(work / "results/tables/runs.csv")
-    assert len(runs) == 26 and not list(work.glob("results/**/*.resume.pt"))
+    runs = pd.read_csv(work / SMOKE_RESULTS / "tables/runs.csv")
+    assert len(runs) == 26 and not list(work.glob(f"{SMOKE_RESULTS}/**/*.resume.pt"))

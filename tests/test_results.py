@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ROOT, SMOKE_RESULTS
 from scipy import stats
 
+from hskd.cli import main
 from hskd.results import (
     add_cell_columns,
     aggregate,
@@ -321,6 +323,16 @@ def test_aggregate_on_empty_results_writes_headers(tmp_path: Path) -> None:
     assert pd.read_csv(out / "width.csv").empty
     assert list(pd.read_csv(out / "minimum_hsk.csv").columns)[:3] == ["task", "student", "cell"]
     assert (out / "joint.md").read_text().startswith("|")
+
+
+def test_aggregate_of_a_config_reads_and_writes_its_results_dir(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / SMOKE_RESULTS).mkdir(parents=True)
+    main(["aggregate", "--configfile", str(ROOT / "workflow/configs/smoke.yaml")])
+    assert (tmp_path / SMOKE_RESULTS / "tables/runs.csv").is_file() and not (tmp_path / "results/tables").exists()
+    missing = capsys.readouterr().out.splitlines()
+    assert missing[0] == "26 expected runs are missing:"
+    assert all(line.startswith(f"  {SMOKE_RESULTS}/SST-2/runs/") for line in missing[1:])
 
 
 def test_welch_interval_by_hand() -> None:

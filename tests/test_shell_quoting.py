@@ -12,6 +12,7 @@ from conftest import copy_workflow
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE_MODEL = "minilm-l6'$(touch pwned)'"
 APOSTROPHE_DIR = "results/it's glue"
+APOSTROPHE_RESULTS = "results/it's smoke"
 
 
 def test_config_values_are_quoted_in_every_planned_command(tmp_path):
@@ -19,6 +20,7 @@ def test_config_values_are_quoted_in_every_planned_command(tmp_path):
     config = yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text())
     config["teacher"]["model"] = HOSTILE_MODEL
     config["glue_dir"] = APOSTROPHE_DIR
+    config["results_dir"] = APOSTROPHE_RESULTS
     (tmp_path / "hostile.yaml").write_text(yaml.safe_dump(config))
     plan = subprocess.run(["snakemake", "-n", "-p", "--configfile", "hostile.yaml"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -35,4 +37,5 @@ def test_config_values_are_quoted_in_every_planned_command(tmp_path):
         if "prepare-data" in command:
             assert printed[printed.index("--tokenizer") + 1] == HOSTILE_MODEL
             assert printed[printed.index("--glue-dir") + 1] == APOSTROPHE_DIR
+            assert printed[printed.index("--out-dir") + 1] == f"{APOSTROPHE_RESULTS}/SST-2/data"
     assert not (tmp_path / "pwned").exists()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hskd import paths
 from hskd.config import PRECISIONS, ConfigError, Shape, StageConfig, StudentConfig, TeacherConfig
 from hskd.glue import GlueFormatError
 from hskd.guards import WeakTeacherError, check_teacher_margin
@@ -140,31 +141,39 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(evaluate_checkpoint(args.model, args.task, args.split, args.threads, args.precision), indent=2))
 
 
-def _expected_runs(configfiles: list[str], results: str, runs_from: str) -> list[str] | None:
-    """metrics.json paths listed in `runs_from`, or asked for by the config files (merged in order, as
-    Snakemake does); None when neither is given."""
-    if runs_from:
-        return [line for line in Path(runs_from).read_text(encoding="utf-8").splitlines() if line]
+def _study(configfiles: list[str]):
+    """The study of the config files, merged in order as Snakemake does; None when none is given."""
     if not configfiles:
         return None
     import yaml
     from snakemake.utils import update_config
 
     from hskd.config import load
-    from hskd.grid import runs
 
     merged: dict = {}
     for path in configfiles:
         update_config(merged, yaml.safe_load(Path(path).read_text()) or {})
-    return [run.metrics_path(results) for run in runs(load(merged))]
+    return load(merged)
+
+
+def _expected_runs(study, results: str, runs_from: str) -> list[str] | None:
+    """metrics.json paths listed in `runs_from`, or asked for by the study; None when neither is given."""
+    if runs_from:
+        return [line for line in Path(runs_from).read_text(encoding="utf-8").splitlines() if line]
+    if study is None:
+        return None
+    from hskd.grid import runs
+
+    return [run.metrics_path(results) for run in runs(study)]
 
 
 def cmd_aggregate(args) -> None:
     from hskd.results import aggregate
 
-    expected = _expected_runs(args.configfile, args.results, args.runs_from)
-    missing = aggregate(args.results, args.out, select_on=args.select_on, value_column=args.value,
-                        expected=expected, alpha=args.alpha, margin=args.margin)
+    study = _study(args.configfile)
+    results = args.results or (study.results_dir if study else paths.RESULTS)
+    missing = aggregate(results, args.out or f"{results}/tables", select_on=args.select_on, value_column=args.value,
+                        expected=_expected_runs(study, results, args.runs_from), alpha=args.alpha, margin=args.margin)
     if missing:
         print(f"{len(missing)} expected runs are missing:", *missing, sep="\n  ")
 
@@ -281,8 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("aggregate", help="runs.csv, per-dimension tables and minimum-HSK table")
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", default="results/tables")
+    p.add_argument("--results", default="",
+                   help="the study's folder (default: the --configfile's results_dir, else results)")
+    p.add_argument("--out", default="", help="default: {results}/tables")
     p.add_argument("--select-on", choices=["train_heldout", "dev"], default="train_heldout")
     p.add_argument("--value", choices=["dev_final", "dev_best"], default="dev_final")
     p.add_argument("--margin", type=float, default=0.01, help="non-inferiority margin, metric units")

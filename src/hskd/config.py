@@ -107,6 +107,7 @@ class GridConfig:
 @dataclass(frozen=True)
 class StudyConfig:
     tasks: list[str]
+    results_dir: str
     glue_dir: str | None
     threads: int
     seeds: list[int]
@@ -163,6 +164,7 @@ def from_dict(config: dict[str, Any]) -> StudyConfig:
     glue_dir = config["glue_dir"] or os.environ.get("GLUE_DIR") or None
     return StudyConfig(
         tasks=list(config["tasks"]),
+        results_dir=os.path.normpath(config["results_dir"]),  # `results/` and `./results` name the targets `results/…`
         glue_dir=glue_dir,
         threads=config["threads"],
         seeds=list(config["seeds"]),

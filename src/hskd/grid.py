@@ -35,7 +35,7 @@ class Run:
             "seed": str(self.seed),
         }
 
-    def metrics_path(self, results: str = paths.RESULTS) -> str:
+    def metrics_path(self, results: str) -> str:
         return paths.RUN_METRICS.format(results=results, **self.wildcards())
 
 

@@ -1,11 +1,11 @@
 """Path patterns of every pipeline output (DESIGN §4), shared by the Snakefile and the library.
 
-Patterns use Snakemake/str.format wildcards; `results` is the root folder of all outputs.
+Patterns use Snakemake/str.format wildcards; `results` is the study's folder (config key `results_dir`).
 """
 
 from __future__ import annotations
 
-RESULTS = "results"
+RESULTS = "results"  # the default study's folder
 DATA = "{results}/{task}/data/{split}.safetensors"
 TEACHER_DIR = "{results}/{task}/teacher"
 TEACHER_METRICS = TEACHER_DIR + "/metrics.json"

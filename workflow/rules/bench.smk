@@ -14,6 +14,6 @@ rule bench:
     conda:
         "../../envs/hskd.yaml"
     log:
-        "logs/bench.log",
+        f"{R}/logs/bench.log",
     shell:
         "hskd bench --out {params.results:q} --threads {threads} --precision {params.precision:q} > {log:q} 2>&1"

@@ -15,7 +15,7 @@ try:
 except ConfigError as err:
     sys.exit(f"hskd config error: {err}")
 
-R = paths.RESULTS
+R = STUDY.results_dir
 
 
 wildcard_constraints:

@@ -9,7 +9,7 @@ if STUDY.raw["synthetic_data"]:
         conda:
             "../../envs/hskd.yaml"
         log:
-            "logs/smoke_data.log",
+            f"{R}/logs/smoke_data.log",
         shell:
             "hskd make-smoke-data --out-dir {params.out:q} > {log:q} 2>&1"
 
@@ -30,7 +30,7 @@ rule prepare_data:
     conda:
         "../../envs/hskd.yaml"
     log:
-        "logs/{task}/prepare_data.log",
+        f"{R}/logs/{{task}}/prepare_data.log",
     shell:
         "hskd prepare-data --task {wildcards.task} {params.glue_dir} --tokenizer {params.tokenizer:q}"
         " --max-seq-length {params.max_seq_length:q} --train-subset {params.train_subset:q}"

@@ -16,7 +16,8 @@ rule distill:
     conda:
         "../../envs/hskd.yaml"
     log:
-        "logs/{task}/runs/{student}/depth={depth}/length={length}/width={width}/lr={lr}/seed={seed}.log",
+        f"{R}/logs/{{task}}/runs/{{student}}/depth={{depth}}/length={{length}}/width={{width}}/"
+        f"lr={{lr}}/seed={{seed}}.log",
     shell:
         "hskd distill --settings {params.settings:q} --student-dir {input.student:q}"
         " --teacher-dir \"$(dirname {input.weights:q})\" --train {input.train:q} --heldout {input.heldout:q}"

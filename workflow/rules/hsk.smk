@@ -24,7 +24,7 @@ for _task in STUDY.tasks:
         conda:
             "../../envs/hskd.yaml"
         log:
-            f"logs/{_task}/extract.log",
+            f"{R}/logs/{_task}/extract.log",
         shell:
             "hskd extract --teacher-dir \"$(dirname {input.weights:q})\" --train {input.train:q}"
             " --stores {params.stores:q} --logits {output.logits:q} --manifest {output.manifest:q}"

@@ -6,7 +6,7 @@ rule run_list:
     params:
         runs=run_targets(),
     log:
-        "logs/run_list.log",
+        f"{R}/logs/run_list.log",
     localrule: True
     run:
         write_run_list(params.runs, output[0], log[0])
@@ -37,7 +37,7 @@ rule aggregate:
     conda:
         "../../envs/hskd.yaml"
     log:
-        "logs/aggregate.log",
+        f"{R}/logs/aggregate.log",
     shell:
         "hskd aggregate --results {params.results:q} --runs-from {input.run_list:q} --out {params.out:q}"
         " --select-on {params.select_on:q}"
@@ -63,7 +63,7 @@ rule plot:
     conda:
         "../../envs/hskd.yaml"
     log:
-        "logs/plot.log",
+        f"{R}/logs/plot.log",
     shell:
         "hskd plot --summary {input.summary:q} --references {input.references:q} --out {params.out:q} --tasks {params.tasks:q}"
         " --fraction {params.fraction:q} > {log:q} 2>&1"

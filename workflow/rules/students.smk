@@ -13,7 +13,7 @@ rule init_student:
     conda:
         "../../envs/hskd.yaml"
     log:
-        "logs/{task}/init_student_{student}.log",
+        f"{R}/logs/{{task}}/init_student_{{student}}.log",
     shell:
         "hskd init-student --task {wildcards.task} --settings {params.settings:q}"
         " --teacher-dir \"$(dirname {input.weights:q})\" --train {input.train:q} --out-dir {output:q}"

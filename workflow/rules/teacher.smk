@@ -20,7 +20,7 @@ rule finetune_teacher:
     conda:
         "../../envs/hskd.yaml"
     log:
-        "logs/{task}/finetune_teacher.log",
+        f"{R}/logs/{{task}}/finetune_teacher.log",
     shell:
         "hskd finetune-teacher --task {wildcards.task} --settings {params.settings:q}"
         " --data-dir \"$(dirname {input.train:q})\" --out-dir {params.out_dir:q} --threads {threads} {params.group:q}"
