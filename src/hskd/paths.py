@@ -1,4 +1,4 @@
-"""Path patterns of every pipeline output (DESIGN §4), shared by the Snakefile and the library.
+"""Path patterns of every pipeline output, shared by the Snakefile and the library.
 
 Patterns use Snakemake/str.format wildcards; `results` is the study's folder (config key `results_dir`).
 """
@@ -18,8 +18,6 @@ STORE = "{results}/{task}/hsk/{student}/" + CELL + "/{split}.safetensors"
 HSK_MANIFEST = "{results}/{task}/hsk/manifest.json"
 RUN_DIR = "{results}/{task}/runs/{student}/" + CELL + "/lr={lr}/seed={seed}"
 RUN_METRICS = RUN_DIR + "/metrics.json"
-TABLES = "{results}/tables"
-FIGURES = "{results}/figures"
 BENCH = "{results}/bench"
 
 

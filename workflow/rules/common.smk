@@ -125,17 +125,6 @@ def run_settings(wildcards):
     })
 
 
-def report_targets():
-    tables = paths.TABLES.format(results=R)
-    figures = paths.FIGURES.format(results=R)
-    stems = [f"{kind}_{task}" for task in STUDY.tasks for kind in ("marginal_utility", "depth", "length", "width", "joint")]
-    return (
-        [f"{tables}/runs.csv", f"{tables}/summary.csv", f"{tables}/minimum_hsk.md"]
-        + [f"{tables}/{kind}.{ext}" for kind in ("depth", "length", "width", "joint") for ext in ("csv", "md", "tex")]
-        + [f"{figures}/{stem}.{ext}" for stem in stems for ext in ("pdf", "png")]
-    )
-
-
 def glue_inputs(wildcards):
     if STUDY.glue_dir is None:
         return []
