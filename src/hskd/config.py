@@ -212,10 +212,11 @@ def load(config: dict[str, Any]) -> StudyConfig:
     task_studies = {}
     for task, sections in config["by_task"].items():
         _check_task_name(f"by_task.{task}", task)
-        for key in STUDY_WIDE_TEACHER_KEYS & set(sections.get("teacher", {})):
-            raise ConfigError(f"by_task.{task}.teacher.{key}: the teacher's model and shape are one for the study "
-                              "(its layer maps, tokenizer and cache sizes are planned once)")
-        task_config = with_task_values(config, sections)
+        study_wide = sorted(STUDY_WIDE_TEACHER_KEYS & set(sections.get("teacher", {})))
+        if study_wide:
+            raise ConfigError(f"by_task.{task}.teacher.{study_wide[0]}: the teacher's model and shape are one for "
+                              "the study (its layer maps, tokenizer and cache sizes are planned once)")
+        task_config = _with_task_values(config, sections)
         _validate(task_config, key_prefix=f"by_task.{task}.")
         task_studies[task] = from_dict(task_config)
     study = replace(from_dict(config), task_studies=task_studies)
@@ -223,7 +224,7 @@ def load(config: dict[str, Any]) -> StudyConfig:
     return study
 
 
-def with_task_values(config: dict[str, Any], sections: dict[str, dict]) -> dict[str, Any]:
+def _with_task_values(config: dict[str, Any], sections: dict[str, dict]) -> dict[str, Any]:
     """A copy of `config` whose sections carry one task's values (keys not named keep the study's)."""
     merged = copy.deepcopy(config)
     merged["by_task"] = {}
