@@ -423,3 +423,24 @@ def test_a_cell_that_hurts_is_shown_as_worse_even_without_a_gain_share(tmp_path:
     rows = [line for line in table.splitlines() if line.startswith("|")]
     full_row = next(row for row in rows if "full HSK" in row)
     assert "+0.0100 [-" in full_row and "worse" not in full_row and not any("better" in row for row in rows)
+
+
+def test_interval_edges_two_seeds_and_no_spread() -> None:
+    # two values are enough: [1, 3] has mean 2, std sqrt(2), half width t(0.975, 1) * sqrt(2) / sqrt(2)
+    assert t_interval([1.0, 3.0]) == pytest.approx((2 - 12.706205, 2 + 12.706205))
+    # no spread on either side: the difference itself, with no width
+    assert welch_interval(0.8, 0.0, 2, 0.7, 0.0, 2) == pytest.approx((0.1, 0.1))
+    # non-inferiority with two seeds a side is tested; one cell seed is not
+    p_value, bound = noninferiority([0.80, 0.82], [0.80, 0.81], 0.01, 0.05)
+    assert not math.isnan(p_value) and not math.isnan(bound)
+    assert all(math.isnan(v) for v in noninferiority([0.8], [0.80, 0.81, 0.82], 0.01, 0.05))
+    # no spread anywhere: the difference decides (p 0 inside the margin, 1 outside)
+    assert noninferiority([0.8, 0.8], [0.8, 0.8], 0.01, 0.05) == (0.0, 0.0)
+    assert noninferiority([0.78, 0.78], [0.8, 0.8], 0.01, 0.05) == (1.0, pytest.approx(-0.02))
+
+
+def test_share_interval_is_reproducible() -> None:
+    # six distinct seeds per arm: an unseeded bootstrap would move the percentiles between calls
+    cell, none, full = [0.70, 0.72, 0.69, 0.71, 0.735, 0.68], [0.60, 0.62, 0.61, 0.64, 0.59, 0.615], \
+        [0.80, 0.83, 0.81, 0.79, 0.845, 0.82]
+    assert share_interval(cell, none, full) == share_interval(cell, none, full)
