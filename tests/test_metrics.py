@@ -102,3 +102,15 @@ def test_collapse_flag(distinct, value, trivial, collapsed):
     from hskd.metrics import is_collapsed
 
     assert is_collapsed(distinct, value, trivial) is collapsed
+
+
+def test_metric_edges_one_example_no_positives_and_the_collapse_boundary():
+    from hskd.metrics import is_collapsed, trivial_predictions
+
+    # one example is a split; one training label is a baseline
+    assert compute_metrics("SST-2", [1], [1])["accuracy"] == 1.0
+    assert trivial_predictions("SST-2", [1], 2) == [1, 1]
+    # no positive prediction and no positive label: F1 is 0 (zero_division), not 1
+    assert compute_metrics("MRPC", [0, 0], [0, 0])["f1"] == 0.0
+    # a metric exactly tolerance above the trivial baseline is still collapsed ("not above by more")
+    assert is_collapsed(2, 0.75, 0.5, 0.25) and not is_collapsed(2, 0.7501, 0.5, 0.25)

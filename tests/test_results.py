@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT, SMOKE_RESULTS
@@ -23,7 +24,7 @@ from hskd.results import (
     select_lr,
     summarize,
 )
-from hskd.stats import holm, noninferiority, share_interval, t_interval, welch_interval
+from hskd.stats import holm, noninferiority, seeds_for_noninferiority, share_interval, t_interval, welch_interval
 
 FULL = "depth=all-top6/length=all/width=all"
 NONE = "depth=none/length=all/width=all"
@@ -444,3 +445,26 @@ def test_share_interval_is_reproducible() -> None:
     cell, none, full = [0.70, 0.72, 0.69, 0.71, 0.735, 0.68], [0.60, 0.62, 0.61, 0.64, 0.59, 0.615], \
         [0.80, 0.83, 0.81, 0.79, 0.845, 0.82]
     assert share_interval(cell, none, full) == share_interval(cell, none, full)
+
+
+def test_boundaries_of_holm_noninferiority_and_the_seed_budget() -> None:
+    # Holm rejects p <= alpha / k: 0.025 is exactly 0.05 / 2
+    assert holm([0.025, 0.04], 0.05) == [True, True]
+    # no spread and a difference exactly at -margin is not non-inferior (H0 is diff <= -margin)
+    assert noninferiority([0.5, 0.5], [0.75, 0.75], 0.25, 0.05) == (1.0, -0.25)
+    # at least 2 seeds, for no spread and for a spread that needs fewer
+    assert seeds_for_noninferiority(0.0, 0.01, 0.05) == 2
+    assert seeds_for_noninferiority(0.001, 0.01, 0.05) == 2
+
+
+def test_share_interval_percentiles_and_resamples_without_a_gain() -> None:
+    # none and full fixed at 0.6 and 0.8; the cell's resample mean is ~normal around 0.7 with standard
+    # error s / sqrt(10) (s: population std of 10 evenly spaced values from 0.6 to 0.8), so the 95%
+    # percentile interval of the share (mean - 0.6) / 0.2 is about 0.5 -+ 1.96 * se / 0.2
+    cell = [0.6 + 0.2 * i / 9 for i in range(10)]
+    half = 1.959964 * float(np.std(cell)) / math.sqrt(10) / 0.2
+    low, high = share_interval(cell, [0.6, 0.6], [0.8, 0.8])
+    assert (low, high) == pytest.approx((0.5 - half, 0.5 + half), abs=0.02)
+    # full and prediction-only swap places between resamples: those with no gain are dropped, not inf
+    low, high = share_interval([0.7, 0.7], [0.6, 0.8], [0.8, 0.6])
+    assert math.isfinite(low) and math.isfinite(high)
