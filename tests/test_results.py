@@ -343,13 +343,19 @@ def test_welch_interval_by_hand() -> None:
     assert all(math.isnan(v) for v in welch_interval(2.0, 1.0, 3, 0.0, math.nan, 1))
 
 
+def _aggregate_one_layer_cell(root: Path, one_layer: list[float]) -> Path:
+    """Prediction-only 0.79 +- 0.02 and full HSK 0.80 +- 0.02 (a gain whose interval includes 0) beside a
+    one-layer cell with `one_layer`, aggregated; returns the tables folder."""
+    write_cell(root, [0.77, 0.79, 0.81], depth="none")
+    write_cell(root, [0.78, 0.80, 0.82], depth="all-top6")
+    write_cell(root, one_layer, depth="top6-1", hsk_fraction=1 / 6)
+    out = root / "tables"
+    aggregate(root, out)
+    return out
+
+
 def test_no_gain_share_from_a_gain_that_is_not_there(tmp_path: Path) -> None:
-    # full HSK 0.80 +- 0.02 against prediction-only 0.79 +- 0.02: the gain's interval includes 0
-    write_cell(tmp_path, [0.77, 0.79, 0.81], depth="none")
-    write_cell(tmp_path, [0.78, 0.80, 0.82], depth="all-top6")
-    write_cell(tmp_path, [0.79, 0.80, 0.81], depth="top6-1", hsk_fraction=1 / 6)
-    out = tmp_path / "tables"
-    aggregate(tmp_path, out)
+    out = _aggregate_one_layer_cell(tmp_path, [0.79, 0.80, 0.81])
     summary = pd.read_csv(out / "summary.csv")
     assert summary["gain_share"].isna().all()
     assert "rte/s4: no gain share: the HSK gain +0.0100 is not above 0" in (out / "depth.md").read_text()
@@ -407,11 +413,7 @@ def test_summary_carries_the_mean_real_token_fraction(tmp_path: Path) -> None:
 def test_a_cell_that_hurts_is_shown_as_worse_even_without_a_gain_share(tmp_path: Path) -> None:
     # prediction-only 0.79 +- 0.02, full HSK 0.80 +- 0.02 (no gain share), one layer 0.70 +- 0.01:
     # diff -0.09, se = sqrt(0.02^2/3 + 0.01^2/3), Welch df = (5e-4/3)^2 / ((4e-4/3)^2/2 + (1e-4/3)^2/2) = 2.94
-    write_cell(tmp_path, [0.77, 0.79, 0.81], depth="none")
-    write_cell(tmp_path, [0.78, 0.80, 0.82], depth="all-top6")
-    write_cell(tmp_path, [0.69, 0.70, 0.71], depth="top6-1", hsk_fraction=1 / 6)
-    out = tmp_path / "tables"
-    aggregate(tmp_path, out)
+    out = _aggregate_one_layer_cell(tmp_path, [0.69, 0.70, 0.71])
     summary = pd.read_csv(out / "summary.csv").set_index("cell")
     error, dof = math.sqrt(0.02**2 / 3 + 0.01**2 / 3), (5e-4 / 3) ** 2 / ((4e-4 / 3) ** 2 / 2 + (1e-4 / 3) ** 2 / 2)
     half = stats.t.ppf(0.975, dof) * error
