@@ -60,7 +60,7 @@ CONFIG_CASES = [
     ("grid.sweep_seeds", 9, "grid.sweep_seeds"),
     ("grid.depth.keep", [0], "grid.depth.keep"),
     ("grid.depth.keep", [9], "grid"),
-    ("grid.length.schemes", ["random"], "grid.length.schemes"),
+    ("grid.length.schemes", ["right"], "grid.length.schemes"),
     ("grid.length.keep", [999], "grid"),
     ("grid.width.schemes", ["topk"], "grid.width.schemes"),
     ("grid.width.fractions", [1.5], "grid.width.fractions"),

@@ -4,8 +4,6 @@ import pytest
 import torch
 
 from hskd.cells import (
-    STATIC_WIDTH_SCHEMES,
-    WIDTH_SEED,
     Cell,
     Depth,
     Length,
@@ -17,6 +15,9 @@ from hskd.cells import (
     top_layers,
 )
 from hskd.compression import compress_batch, hsk_loss, select_tokens, width_mask
+from hskd.strategies import WIDTH_SEED, WIDTH_STRATEGIES
+
+STATIC_WIDTH_SCHEMES = [name for name, strategy in WIDTH_STRATEGIES.items() if strategy.kind == "static"]
 
 SEP = 102
 
@@ -268,8 +269,8 @@ def test_width_int_fraction_prints_as_float():
     [
         (
             "depth=top10-3/length=foo-3/width=all",
-            "length segment 'length=foo-3': unknown scheme 'foo' "
-            "(expected one of left, attention, attention_nosep, cls)",
+            "length segment 'length=foo-3': unknown length scheme 'foo' "
+            "(expected one of left, attention, attention_nosep, cls, random)",
         ),
         ("depth=top10/length=all/width=all", "depth segment 'depth=top10': expected top<K>-<k>"),
         ("depth=top0-1/length=all/width=all", "depth segment 'depth=top0-1': teacher top layer 0"),
@@ -278,7 +279,7 @@ def test_width_int_fraction_prints_as_float():
         ("depth=top10-3/length=left/width=all", "length segment 'length=left': expected <scheme>-<k>"),
         ("depth=top10-3/length=left-0/width=all", "length segment 'length=left-0': tokens kept 0"),
         ("depth=top10-3/length=cls-2/width=all", "segment 'length=cls-2': scheme 'cls' keeps exactly 1"),
-        ("depth=top10-3/length=all/width=magic-0.1", "segment 'width=magic-0.1': unknown scheme 'magic'"),
+        ("depth=top10-3/length=all/width=magic-0.1", "segment 'width=magic-0.1': unknown width scheme 'magic'"),
         ("depth=top10-3/length=all/width=random-0", "width segment 'width=random-0': fraction 0.0 outside"),
         ("depth=top10-3/length=all/width=random-1.5", "fraction 1.5 outside"),
         ("depth=top10-3/length=all/width=random-abc", "fraction 'abc' is not a number"),

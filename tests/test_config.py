@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
+import yaml
 
 from hskd.cells import parse_cell
-from hskd.config import ConfigError, load
+from hskd.config import (
+    SCHEMA_PATH,
+    BaselinesConfig,
+    ConfigError,
+    DataConfig,
+    DepthSweep,
+    GridConfig,
+    JointConfig,
+    LengthSweep,
+    ReportConfig,
+    Shape,
+    StageConfig,
+    StudentConfig,
+    StudyConfig,
+    TeacherConfig,
+    WidthSweep,
+    load,
+    typed,
+)
 from hskd.grid import baseline_cells, runs, store_bytes_lower_bound, store_bytes_per_example
 from hskd.paths import format_lr
 
@@ -138,7 +158,7 @@ def test_by_task_values_replace_the_study_values_for_that_task_only(config):
     assert (cola.teacher.epochs, cola.teacher.lr, cola.teacher.batch_size) == (7, 5e-5, 32)
     assert (sst2.teacher.epochs, sst2.data.max_seq_length, sst2.stage2.lr) == (3, 64, 5e-5)
     assert (cola.data.max_seq_length, cola.data.train_subset, cola.stage2.epochs) == (32, 6000, 2)
-    assert cola.raw["teacher"]["epochs"] == 7 and study.raw["teacher"]["epochs"] == 3
+    assert study.teacher.epochs == 3  # the study-wide values stay
     lrs = {(run.task, run.cell in baseline_cells(study), run.lr) for run in runs(study)}
     # CoLA: baselines and compressed cells all at 1e-4; SST-2 keeps its two baseline lrs and stage2.lr
     assert lrs == {("CoLA", True, 1e-4), ("CoLA", False, 1e-4),
@@ -162,3 +182,56 @@ def test_bad_by_task_values_name_their_key(config, by_task, message):
     with pytest.raises(ConfigError, match=message) as err:
         load(config)
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------------- one config model
+
+
+def _schema_keys(section: dict) -> list[str]:
+    return sorted(section["properties"])
+
+
+def _fields(cls, *dropped: str) -> list[str]:
+    return sorted(item.name for item in dataclasses.fields(cls) if item.name not in dropped)
+
+
+def test_each_config_dataclass_has_the_keys_of_its_schema_section():
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    top, definitions = schema["properties"], schema["definitions"]
+    grid = top["grid"]["properties"]
+    student = top["students"]["additionalProperties"]
+    pairs = [
+        # the study: protocol_choices and by_task are folded into `protocol` and `for_task`
+        (sorted(set(_schema_keys(schema)) - {"protocol_choices", "by_task"}), _fields(StudyConfig, "task_studies")),
+        (_schema_keys(top["data"]), _fields(DataConfig)),
+        (_schema_keys(top["teacher"]), _fields(TeacherConfig)),
+        (_schema_keys(student), _fields(StudentConfig, "name")),  # the name is the key of the students map
+        (_schema_keys(definitions["stage"]), _fields(StageConfig)),
+        (_schema_keys(definitions["shape"]), _fields(Shape)),
+        (_schema_keys(top["grid"]), _fields(GridConfig)),
+        (_schema_keys(grid["depth"]), _fields(DepthSweep)),
+        (_schema_keys(grid["length"]), _fields(LengthSweep)),
+        (_schema_keys(grid["width"]), _fields(WidthSweep)),
+        (_schema_keys(grid["joint"]), _fields(JointConfig)),
+        (_schema_keys(top["baselines"]), _fields(BaselinesConfig)),
+        (_schema_keys(top["report"]), _fields(ReportConfig)),
+    ]
+    for schema_keys, field_names in pairs:
+        assert schema_keys == field_names
+
+
+def test_typed_builds_nested_sections_and_names_a_bad_key():
+    shape = {"layers": 2, "hidden": 8, "heads": 2, "ffn": 16}
+    teacher = typed(TeacherConfig, {"model": "m", "random_init": shape, "epochs": 1, "lr": 1e-4, "batch_size": 8,
+                                    "warmup_ratio": 0.0, "weight_decay": 0.0, "seed": 3, "hidden_size": None,
+                                    "num_layers": None})  # fmt: skip
+    assert teacher.random_init == Shape(layers=2, hidden=8, heads=2, ffn=16)
+    assert dataclasses.asdict(typed(TeacherConfig, dataclasses.asdict(teacher))) == dataclasses.asdict(teacher)
+
+def test_the_study_has_typed_sections(config):
+    study = load(config)
+    assert study.grid.depth == DepthSweep(maps=["top6"], keep=[1, 2])
+    assert study.grid.joint == JointConfig(configs=["1l_4t_0.1h"], depth="top6", length="attention_nosep",
+                                           width="magnitude")  # fmt: skip
+    with pytest.raises(TypeError, match="StageConfig: unknown key 'learning_rate'"):
+        typed(StageConfig, {"learning_rate": 1e-3})

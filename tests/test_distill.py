@@ -17,8 +17,8 @@ from hskd.config import StageConfig
 from hskd.data import TokenizedSplit
 from hskd.distill import CachedHSK, OnlineHSK, RunInputs, RunSettings, stage1_loss
 from hskd.extract import StoreTarget, extract
+from hskd.pretrained_student import pretrained_student_from_config
 from hskd.store import HSKStore, StoreMismatchError
-from hskd.students import pretrained_student_from_config
 from hskd.teacher import teacher_fingerprint
 
 CELLS = [
@@ -26,6 +26,7 @@ CELLS = [
     "depth=top2-1/length=attention_nosep-3/width=magnitude-0.2",
     "depth=all-top2/length=left-4/width=random-0.5",
     "depth=top2-2/length=cls-1/width=uniform-0.25",
+    "depth=top2-1/length=random-3/width=all",  # per-example seeded picks: the same whatever the batch
 ]
 STAGE = StageConfig(epochs=1, lr=1e-3, batch_size=16, warmup_ratio=0.0, weight_decay=0.0,
                     temperature=1.0, eval_every=3, schedule="constant")

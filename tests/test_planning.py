@@ -3,7 +3,9 @@ and log of a study under its results_dir."""
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -56,13 +58,16 @@ def test_by_task_values_reach_the_task_jobs(workdir):
 
 
 def planned_jobs(dry_run: str) -> list[dict]:
-    """The jobs a dry run lists: {"rule": name, "output": [paths], "log": [paths]} each."""
+    """The jobs a dry run lists: {"rule": name, "input"/"output"/"log"/"resources": [items], "shell": command}
+    each (the shell command only with `-p`)."""
     jobs = []
     for line in dry_run.splitlines():
         if match := re.match(r"(?:local)?rule (\w+):$", line):
-            jobs.append({"rule": match[1], "output": [], "log": []})
-        elif match := re.match(r"\s+(output|log): (.*)$", line):
+            jobs.append({"rule": match[1], "input": [], "output": [], "log": [], "resources": [], "shell": ""})
+        elif match := re.match(r"\s+(input|output|log|resources): (.*)$", line):
             jobs[-1][match[1]] = match[2].split(", ")
+        elif match := re.match(r"Shell command: (.*)$", line):
+            jobs[-1]["shell"] = match[1]
     return jobs
 
 
@@ -73,7 +78,7 @@ def test_every_output_and_log_goes_under_results_dir(workdir):
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = planned_jobs(result.stdout)
     assert {job["rule"] for job in jobs} == {"smoke_data", "prepare_data", "finetune_teacher", "init_student",
-                                             "extract_SST_2", "distill", "run_list", "aggregate", "plot", "bench",
+                                             "extract", "distill", "run_list", "aggregate", "plot", "bench",
                                              "all"}  # fmt: skip
     for job in jobs:
         assert job["log"] or job["rule"] == "all", job
@@ -82,3 +87,58 @@ def test_every_output_and_log_goes_under_results_dir(workdir):
     # the smoke study's own folder is no target of the moved study
     moved = plan(workdir, ON_GRID, *elsewhere)
     assert moved.returncode != 0 and f"No rule to produce {ON_GRID}" in moved.stdout + moved.stderr
+
+
+def test_one_extract_rule_serves_every_task(workdir):
+    # one rule named `extract` (so `--set-resources extract:...` reaches it), one job per task, each
+    # writing its task's manifest, logits and store folder
+    overlay = workdir / "two_tasks.yaml"
+    overlay.write_text("tasks: [SST-2, CoLA]\nglue_dir: null\nsynthetic_data: false\n")
+    result = subprocess.run(["snakemake", "-n", "all", "--set-resources", "extract:mem_mb=1234", "--configfile",
+                             "workflow/configs/smoke.yaml", str(overlay)], cwd=workdir, capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = planned_jobs(result.stdout)
+    assert not [job for job in jobs if job["rule"].startswith("extract_")]
+    extracts = [job for job in jobs if job["rule"] == "extract"]
+    expected = [[f"{SMOKE_RESULTS}/{task}/hsk/manifest.json", f"{SMOKE_RESULTS}/{task}/hsk/stores",
+                 f"{SMOKE_RESULTS}/{task}/teacher/logits_train.safetensors"] for task in ("CoLA", "SST-2")]  # fmt: skip
+    assert sorted(sorted(job["output"]) for job in extracts) == expected
+    assert all("mem_mb=1234" in job["resources"] for job in extracts)
+
+
+def distill_job(workdir: Path, target: str, *extra: str) -> tuple[dict, list[dict]]:
+    """The distill job of `target` in a dry run (with its shell command), and every job of that plan."""
+    result = plan(workdir, target, "-p", *extra)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = planned_jobs(result.stdout)
+    [job] = [job for job in jobs if job["rule"] == "distill"]
+    return job, jobs
+
+
+def test_threads_reach_a_run_on_its_command_line_not_in_its_params(workdir):
+    # a run's params (settings JSON, teacher folder, store) must not change with `threads`: Snakemake
+    # reruns a finished job whose params change
+    one, _ = distill_job(workdir, ON_GRID, "--cores", "4", "--config", "threads=1")
+    two, _ = distill_job(workdir, ON_GRID, "--cores", "4", "--config", "threads=2")
+    assert "--threads 1 " in one["shell"] and "--threads 2 " in two["shell"]
+    assert one["shell"].replace("--threads 1 ", "") == two["shell"].replace("--threads 2 ", "")
+    settings = json.loads(shlex.split(one["shell"].split("--settings ")[1])[0])
+    assert "threads" not in settings and settings["cell"] == "depth=top2-1/length=all/width=all"
+
+
+def test_a_cached_run_depends_on_its_tasks_extraction_and_reads_its_store(workdir):
+    job, jobs = distill_job(workdir, ON_GRID)
+    [extract] = [other for other in jobs if other["rule"] == "extract"]
+    manifest = f"{SMOKE_RESULTS}/SST-2/hsk/manifest.json"
+    assert manifest in extract["output"] and manifest in job["input"]  # extraction rewrites it: the run reruns
+    store = shlex.split(job["shell"].split(" --store ")[1])[0]
+    stores = f"{SMOKE_RESULTS}/SST-2/hsk/stores"
+    assert stores in extract["output"] and stores in job["input"]
+    assert store == f"{stores}/pruned/depth=top2-1/length=all/width=all/train.safetensors"
+    # the extraction job's stores param lists it, so it writes it
+    written = json.loads(shlex.split(extract["shell"].split(" --stores ")[1])[0])
+    assert store in {row["path"] for row in written}
+    # a prediction-only run reads no store
+    baseline, _ = distill_job(workdir, ON_GRID.replace("depth=top2-1", "depth=none"))
+    assert " --store " not in baseline["shell"] and not {manifest, stores} & set(baseline["input"])

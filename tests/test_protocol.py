@@ -12,12 +12,13 @@ from test_wiring import FULL, LayerStudent, run, setup  # noqa: F401  (fixture)
 
 from hskd import distill
 from hskd.cells import parse_cell, static_dims
-from hskd.compression import HSKBatch, batch_magnitude_mask, real_fraction, select_tokens
+from hskd.compression import HSKBatch, real_fraction, select_tokens
 from hskd.config import ConfigError
 from hskd.distill import CachedHSK, stage1_loss, stage2_loss
 from hskd.extract import StoreTarget, extract
 from hskd.protocol import PRESETS, resolve
 from hskd.store import HSKStore, StoreMismatchError
+from hskd.strategies import batch_magnitude_mask
 from hskd.training import prediction_kd_loss
 
 PAPER = PRESETS["paper"]
@@ -324,7 +325,7 @@ def test_paper_extraction_and_online_distillation_rank_tokens_per_layer_alike(ti
 
     from hskd.data import TokenizedSplit
     from hskd.distill import OnlineHSK
-    from hskd.students import pretrained_student_from_config
+    from hskd.pretrained_student import pretrained_student_from_config
 
     path = str(tmp_path / "attention.safetensors")
     target = StoreTarget("s", 2, parse_cell(ATTENTION_CELL), path)

@@ -8,19 +8,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification, BertModel
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+    BertModel,
+)
 
-from hskd.students import (
-    PrunedStudent,
-    Student,
+from hskd import pruned_bert
+from hskd.pretrained_student import init_pretrained_student, pretrained_student_from_config
+from hskd.pruned_student import PrunedStudent, pruned_student_from_shape
+from hskd.student_base import Student
+from hskd.students import load_student
+from hskd.taylor_pruning import (
     head_scores,
-    init_pretrained_student,
     init_pruned_student,
     layer_scores,
-    load_student,
     neuron_scores,
-    pretrained_student_from_config,
-    pruned_student_from_shape,
     taylor_importance,
     top_k_indices,
 )
@@ -121,7 +127,7 @@ def test_taylor_importance_picks_the_only_active_head_and_neurons(teacher, batch
     teacher.requires_grad_(False)  # a frozen teacher is unfrozen for the importance pass only
     with torch.no_grad():
         student = init_pruned_student(teacher, batches, layers=1, heads=1, ffn=2, emb_rank=None, num_labels=3)
-    pruned = student.model.layers[0]
+    pruned = student.model.bert.layers[0]
     torch.testing.assert_close(pruned.attention.query.weight, layer.attention.self.query.weight[16:24])
     torch.testing.assert_close(pruned.intermediate.weight, layer.intermediate.dense.weight[[5, 9]])
     torch.testing.assert_close(pruned.output.weight, layer.output.dense.weight[:, [5, 9]])
@@ -147,14 +153,14 @@ def test_pruned_bert_without_pruning_matches_hf(teacher, batches):
 def test_pruning_keeps_requested_shapes(teacher, batches):
     student = init_pruned_student(teacher, batches, layers=2, heads=3, ffn=16, emb_rank=8, num_labels=3)
     assert (student.num_layers, student.hidden_size, student.teacher_hidden_size) == (2, 32, 32)
-    assert len(student.model.layers) == 2
-    for layer in student.model.layers:
+    assert len(student.model.bert.layers) == 2
+    for layer in student.model.bert.layers:
         for linear in (layer.attention.query, layer.attention.key, layer.attention.value):
             assert linear.weight.shape == (3 * HEAD_DIM, 32)
         assert layer.attention.output.weight.shape == (32, 3 * HEAD_DIM)
         assert layer.intermediate.weight.shape == (16, 32)
         assert layer.output.weight.shape == (32, 16)
-    words = student.model.embeddings.word_embeddings
+    words = student.model.bert.embeddings.word_embeddings
     assert words.factor.weight.shape == (100, 8) and words.expand.weight.shape == (32, 8)
     assert all(isinstance(p, nn.Identity) for p in student.projection) and len(student.projection) == 3
     out = student(**model_inputs(make_batch(3)))
@@ -163,7 +169,7 @@ def test_pruning_keeps_requested_shapes(teacher, batches):
 
 def test_full_rank_embedding_factorisation_is_exact(teacher, batches):
     student = init_pruned_student(teacher, batches, layers=1, heads=1, ffn=1, emb_rank=32, num_labels=3)
-    words = student.model.embeddings.word_embeddings
+    words = student.model.bert.embeddings.word_embeddings
     rebuilt = words.factor.weight @ words.expand.weight.T
     torch.testing.assert_close(rebuilt, teacher.bert.embeddings.word_embeddings.weight, rtol=0, atol=1e-5)
 
@@ -216,7 +222,7 @@ def test_layer_list_keeps_those_teacher_layers(teacher, batches):
     student = init_pruned_student(
         teacher, batches, layers=[2, 4], heads=HEADS, ffn=FFN, emb_rank=None, num_labels=3
     )
-    for pruned, source in zip(student.model.layers, [1, 3], strict=True):
+    for pruned, source in zip(student.model.bert.layers, [1, 3], strict=True):
         teacher_layer = teacher.bert.encoder.layer[source]
         torch.testing.assert_close(pruned.attention.key.weight, teacher_layer.attention.self.key.weight)
         torch.testing.assert_close(pruned.output.weight, teacher_layer.output.dense.weight)
@@ -246,8 +252,33 @@ def test_pruned_save_load_round_trip(teacher, batches, tmp_path):
     student = init_pruned_student(teacher, batches, layers=[1, 3], heads=2, ffn=8, emb_rank=4, num_labels=3)
     student.save(tmp_path / "pruned")
     loaded = load_student(tmp_path / "pruned")
-    assert isinstance(loaded, PrunedStudent) and loaded.model.config == student.model.config
+    assert isinstance(loaded, PrunedStudent)
+    unnamed = {"_name_or_path": ""}  # from_pretrained records the folder
+    assert loaded.model.config.to_dict() | unnamed == student.model.config.to_dict() | unnamed
     assert_same_outputs(student, loaded, make_batch(5))
+
+
+def test_pruned_student_folder_loads_with_transformers_auto_classes(teacher, batches, tmp_path):
+    student = init_pruned_student(teacher, batches, layers=[1, 3], heads=2, ffn=8, emb_rank=4, num_labels=3)
+    student.save(tmp_path / "pruned")
+    config = AutoConfig.from_pretrained(tmp_path / "pruned")
+    assert config.model_type == "hskd_pruned_bert"
+    assert config.architectures == ["PrunedBertForSequenceClassification"]
+    classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path / "pruned").eval()
+    backbone = AutoModel.from_pretrained(tmp_path / "pruned").eval()
+    assert isinstance(classifier, pruned_bert.PrunedBertForSequenceClassification)
+    assert isinstance(backbone, pruned_bert.PrunedBertModel)
+    batch = make_batch(5)
+    expected = load_student(tmp_path / "pruned").eval()(**model_inputs(batch))
+    got = classifier(**model_inputs(batch), output_hidden_states=True)
+    torch.testing.assert_close(got.logits, expected.logits, rtol=0, atol=0)
+    hidden_states = backbone(**model_inputs(batch), output_hidden_states=True).hidden_states
+    for states in (got.hidden_states, hidden_states):
+        assert len(states) == len(expected.hidden_states) == 3
+        for mine, theirs in zip(states, expected.hidden_states, strict=True):
+            torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    loss = classifier(**model_inputs(batch), labels=batch["labels"]).loss
+    torch.testing.assert_close(loss, F.cross_entropy(got.logits, batch["labels"]))
 
 
 def test_pruned_freeze_and_reset(teacher, batches):
@@ -256,7 +287,7 @@ def test_pruned_freeze_and_reset(teacher, batches):
     student.reset_new_parameters(7)
     assert all(torch.equal(before[k], v) for k, v in student.state_dict().items())
     student.freeze_word_embeddings()
-    words = student.model.embeddings.word_embeddings
+    words = student.model.bert.embeddings.word_embeddings
     assert not words.factor.weight.requires_grad and words.expand.weight.requires_grad
 
 
@@ -264,7 +295,7 @@ def test_pruned_student_from_shape_is_seeded():
     config = tiny_config()
     a = pruned_student_from_shape(config, layers=2, heads=2, ffn=8, emb_rank=None, num_labels=2, seed=3)
     b = pruned_student_from_shape(config, layers=2, heads=2, ffn=8, emb_rank=None, num_labels=2, seed=3)
-    assert a.model.layers[1].attention.query.weight.shape == (16, 32)
+    assert a.model.bert.layers[1].attention.query.weight.shape == (16, 32)
     assert all(
         torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 from types import SimpleNamespace
 
 import pytest
@@ -20,8 +20,8 @@ from hskd.config import StageConfig
 from hskd.data import TokenizedSplit
 from hskd.distill import RunInputs, RunSettings, stage1_loss
 from hskd.extract import StoreTarget, extract
+from hskd.pretrained_student import pretrained_student_from_config
 from hskd.store import StoreMismatchError, load_logits, save_logits
-from hskd.students import pretrained_student_from_config
 
 STAGE = StageConfig(epochs=1, lr=1e-3, batch_size=16, warmup_ratio=0.0, weight_decay=0.0,
                     temperature=1.0, eval_every=100, schedule="constant")
@@ -179,3 +179,25 @@ def test_a_store_of_another_teacher_is_refused_before_training(tiny_task, setup,
     monkeypatch.setattr(distill, "fit", lambda *a, **k: pytest.fail("trained on a refused store"))
     with pytest.raises(StoreMismatchError, match="teacher sha256"):
         run(tiny_task, inputs, FULL, "other_store.json")
+
+
+
+@pytest.mark.parametrize(("argv", "threads"), [(["--threads", "3"], 3), ([], 1)], ids=["--threads", "default"])
+def test_hskd_distill_takes_its_threads_from_the_command_line(tmp_path, monkeypatch, argv, threads):
+    # the workflow passes `--threads {threads}`, not a settings key: a thread count must rerun no run
+    from hskd.cli import main
+
+    seen = []
+
+    def fake_run(settings, inputs, out, checkpoint_minutes):
+        seen.append(settings)
+        return {"cell": settings.cell, "seed": settings.seed, "metric": "accuracy", "dev_final": 0.5}
+
+    monkeypatch.setattr(distill, "run", fake_run)
+    settings = {"task": "SST-2", "student": "s", "cell": NONE, "lr": 1e-3, "seed": 0, "stage1": asdict(STAGE),
+                "stage2": asdict(STAGE), "width_loss": "paper", "freeze_word_embeddings": True,
+                "group_by_length": True, "kd_mode": "online"}  # fmt: skip
+    paths = [item for name in ("student-dir", "teacher-dir", "train", "heldout", "dev", "logits", "out")
+             for item in (f"--{name}", str(tmp_path / name))]  # fmt: skip
+    main(["distill", "--settings", json.dumps(settings), *paths, *argv])
+    assert [s.threads for s in seen] == [threads]

@@ -35,9 +35,11 @@ from hskd.grid import GLUE_TRAIN_SIZES, store_bytes_lower_bound
 from hskd.io import package_versions, write_json_atomic
 from hskd.models import random_classifier
 from hskd.plots import save_figure
+from hskd.pretrained_student import pretrained_student_from_config
+from hskd.pruned_student import pruned_student_from_shape
 from hskd.results import write_text
 from hskd.store import HSKStore
-from hskd.students import Student, pretrained_student_from_config, pruned_student_from_shape
+from hskd.student_base import Student
 from hskd.training import autocast, make_optimizer, prediction_kd_loss, setup_runtime, to_device
 
 MODES = ("online", "cached", "student_only")
@@ -164,7 +166,7 @@ def write_store(path: Path, target: StoreTarget, split: TokenizedSplit, teacher:
             batch, size = split.batch(index), len(index)
             hsk = compress_batch(
                 target.cell, hidden[:, :size], cls_attention[:size], batch["input_ids"], batch["attention_mask"],
-                SEP_ID, target.student_layers,
+                SEP_ID, target.student_layers, example_ids=index,
             )  # fmt: skip
             writer.write(int(index[0]), hsk)
     return manifest_row(target, writer, len(split), teacher.hidden, seq_len)

@@ -5,8 +5,9 @@ A *cell* is one hive-style path segment per dimension, "depth=…/length=…/wid
 - depth (``depth=top<K>-<k>``, ``depth=all-top<K>``, ``depth=none``): student hidden state l = 0..Ls
   is mapped to teacher hidden state ``round(l * K / Ls)`` (`layer_map`) and only the top k student
   layers are distilled (`top_layers`); ``none`` is the prediction-only baseline (no HSK at all).
-- length (``length=<scheme>-<k>``, ``length=all``): k tokens per example (`LENGTH_SCHEMES`).
-- width (``width=<scheme>-<fraction>``, ``width=all``): a fraction of the hidden values (`WIDTH_SCHEMES`).
+- length (``length=<scheme>-<k>``, ``length=all``): k tokens per example (`hskd.strategies.LENGTH_STRATEGIES`).
+- width (``width=<scheme>-<fraction>``, ``width=all``): a fraction of the hidden values
+  (`hskd.strategies.WIDTH_STRATEGIES`).
 
 Pure Python, no torch: planning (config checks, the run grid, store sizes) imports only this. The tensor
 math that applies a cell is `hskd.compression`.
@@ -14,20 +15,21 @@ math that applies a cell is `hskd.compression`.
 
 from __future__ import annotations
 
-import random
 import re
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-LENGTH_SCHEMES = ("left", "attention", "attention_nosep", "cls")
-WIDTH_SCHEMES = ("random", "bernoulli", "uniform", "magnitude", "magnitude_batch")
-STATIC_WIDTH_SCHEMES = ("random", "bernoulli", "uniform")
-BATCH_WIDTH_SCHEMES = ("magnitude_batch",)  # depend on the training batch: stored at full width
-# Static width schemes draw their dims from a generator with this seed: every run of a cell, and its store,
-# sees the same dims.
-WIDTH_SEED = 0
-
+from hskd.strategies import (
+    LENGTH_STRATEGIES,
+    WIDTH_SEED,
+    WIDTH_STRATEGIES,
+    LengthStrategy,
+    WidthStrategy,
+    kept_count,
+    length_strategy,
+    static_dims,
+    width_strategy,
+)
 
 # ---------------------------------------------------------------------------------------------- depth
 
@@ -44,60 +46,6 @@ def top_layers(student_layers: int, keep: int) -> list[int]:
     if not 1 <= keep <= student_layers + 1:
         raise ValueError(f"keep={keep} outside 1..{student_layers + 1} (student layers + embeddings)")
     return list(range(student_layers - keep + 1, student_layers + 1))
-
-
-# ---------------------------------------------------------------------------------------------- width
-
-
-def kept_count(fraction: float, total: int) -> int:
-    """How many of `total` values a width fraction keeps: round(fraction * total), at least 1."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"width fraction {fraction} outside (0, 1]")
-    return max(1, round(fraction * total))
-
-
-def static_dims(scheme: str, fraction: float, hidden_size: int, seed: int = WIDTH_SEED) -> list[int]:
-    """Sorted hidden dims a static width scheme keeps, the one draw extraction, online distillation and
-    store sizing share. ``random``: the first round(f * D) dims of a permutation; ``bernoulli`` (the paper
-    code's random mask): each dim whose uniform draw exceeds 1 - f, so the count varies (the largest
-    draw if none does); ``uniform`` (the paper code's): dims round(i / f) for i < int(f * D), those below D.
-
-    Plain Python so that planning needs no torch, drawing the very numbers of torch.randperm / torch.rand
-    with ``torch.Generator().manual_seed(seed)`` (tests/test_compression.py checks it against torch), so
-    dims are those earlier hskd versions drew with torch.
-    """
-    kept_count(fraction, hidden_size)  # range check
-    if scheme == "uniform":
-        count = max(1, int(fraction * hidden_size))
-        return sorted({d for i in range(count) if (d := round(i / fraction)) < hidden_size})
-    if scheme == "random":
-        perm = list(range(hidden_size))
-        draws = _torch_cpu_generator(seed)
-        for i in range(hidden_size - 1):  # torch.randperm's CPU shuffle
-            j = i + draws.getrandbits(32) % (hidden_size - i)
-            perm[i], perm[j] = perm[j], perm[i]
-        return sorted(perm[: kept_count(fraction, hidden_size)])
-    if scheme == "bernoulli":
-        draws = _torch_cpu_generator(seed)
-        # torch.rand's float32 draws are the low 24 bits of each 32-bit word / 2^24, and `draws > 1 - f`
-        # compares in float32.
-        uniform = [(draws.getrandbits(32) & 0xFFFFFF) * 2.0**-24 for _ in range(hidden_size)]
-        threshold = struct.unpack("f", struct.pack("f", 1 - fraction))[0]
-        kept = [dim for dim, value in enumerate(uniform) if value > threshold]
-        return kept or [max(range(hidden_size), key=uniform.__getitem__)]  # first largest, as argmax
-    expected = ", ".join(STATIC_WIDTH_SCHEMES)
-    raise ValueError(f"unknown static width scheme {scheme!r} (expected one of {expected})")
-
-
-def _torch_cpu_generator(seed: int) -> random.Random:
-    """A Random whose getrandbits(32) gives the words of ``torch.Generator().manual_seed(seed)``: both are
-    MT19937, which torch seeds with the reference init_genrand (Python's own seed() does not)."""
-    state = [seed & 0xFFFFFFFF]
-    for index in range(1, 624):
-        state.append((1812433253 * (state[-1] ^ (state[-1] >> 30)) + index) & 0xFFFFFFFF)
-    generator = random.Random()
-    generator.setstate((3, (*state, 624), None))
-    return generator
 
 
 # ---------------------------------------------------------------------------------------------- cells
@@ -142,20 +90,29 @@ class Length:
             raise ValueError("scheme and keep must both be set or both be None (all tokens)")
         if self.scheme is None:
             return
-        if self.scheme not in LENGTH_SCHEMES:
-            raise ValueError(f"unknown scheme {self.scheme!r} (expected one of {', '.join(LENGTH_SCHEMES)})")
+        fixed = length_strategy(self.scheme).fixed_keep
         if self.keep < 1:
             raise ValueError(f"tokens kept {self.keep} must be >= 1")
-        if self.scheme == "cls" and self.keep != 1:
-            raise ValueError(f"scheme 'cls' keeps exactly 1 token, got {self.keep}")
+        if fixed is not None and self.keep != fixed:
+            raise ValueError(f"scheme {self.scheme!r} keeps exactly {fixed} token(s), got {self.keep}")
 
     def __str__(self) -> str:
         return "length=all" if self.scheme is None else f"length={self.scheme}-{self.keep}"
 
     @property
+    def strategy(self) -> LengthStrategy | None:
+        """The registered strategy; None for all tokens."""
+        return None if self.scheme is None else LENGTH_STRATEGIES[self.scheme]
+
+    @property
     def needs_attention(self) -> bool:
         """True when tokens are ranked by the teacher's [CLS] attention."""
-        return self.scheme in ("attention", "attention_nosep")
+        return self.strategy is not None and self.strategy.needs_attention
+
+    @property
+    def per_example(self) -> bool:
+        """True when the kept positions differ between examples."""
+        return self.strategy is not None and self.strategy.per_example
 
 
 @dataclass(frozen=True)
@@ -170,8 +127,7 @@ class Width:
             raise ValueError("scheme and fraction must both be set or both be None (full width)")
         if self.scheme is None:
             return
-        if self.scheme not in WIDTH_SCHEMES:
-            raise ValueError(f"unknown scheme {self.scheme!r} (expected one of {', '.join(WIDTH_SCHEMES)})")
+        width_strategy(self.scheme)  # a known scheme
         if not 0 < self.fraction <= 1:
             raise ValueError(f"fraction {self.fraction} outside (0, 1]")
         object.__setattr__(self, "fraction", float(self.fraction))  # so 1 prints as "1.0"
@@ -179,10 +135,20 @@ class Width:
     def __str__(self) -> str:
         return "width=all" if self.scheme is None else f"width={self.scheme}-{self.fraction}"
 
+    @property
+    def kind(self) -> str:
+        """``all`` for full width, else the strategy's kind (``static``, ``per_example``, ``per_batch``)."""
+        return "all" if self.scheme is None else self.strategy.kind
+
+    @property
+    def strategy(self) -> WidthStrategy | None:
+        """The registered strategy; None for full width."""
+        return None if self.scheme is None else WIDTH_STRATEGIES[self.scheme]
+
     def kept_dims(self, hidden_size: int) -> list[int]:
-        """The hidden dims a store of this width holds for every token (not for ``magnitude``): all of them
-        for ``all`` and ``magnitude_batch``, else `static_dims` drawn with `WIDTH_SEED`."""
-        if self.scheme is None or self.scheme in BATCH_WIDTH_SCHEMES:
+        """The hidden dims a store of this width holds for every token (not for per-example masks): all of
+        them for ``all`` and per-batch masks, else `static_dims` drawn with `WIDTH_SEED`."""
+        if self.kind in ("all", "per_batch"):
             return list(range(hidden_size))
         return static_dims(self.scheme, self.fraction, hidden_size, WIDTH_SEED)
 
@@ -257,8 +223,8 @@ class Cell:
         """Kept HSK values / full HSK values, full = (Ls + 1) x max_seq_length x D.
 
         With `hidden_size`, the width factor is the exact kept count (that of `kept_dims` / D, or
-        round(f * K * D) / (K * D) for magnitude); without it, or for magnitude_batch (whose count depends
-        on the batch), the nominal fraction f. Padding counts: see `hskd.compression.real_fraction` for the
+        round(f * K * D) / (K * D) for a per-example mask); without it, or for a per-batch mask (whose count
+        depends on the batch), the nominal fraction f. Padding counts: see `hskd.compression.real_fraction` for the
         share of the real tokens' HSK.
         """
         if self.is_none:
@@ -269,9 +235,9 @@ class Cell:
         width = self.width
         if width.scheme is None:
             width_part = 1.0
-        elif hidden_size is None or width.scheme in BATCH_WIDTH_SCHEMES:
+        elif hidden_size is None or width.kind == "per_batch":
             width_part = width.fraction
-        elif width.scheme == "magnitude":
+        elif width.kind == "per_example":
             width_part = kept_count(width.fraction, tokens * hidden_size) / (tokens * hidden_size)
         else:
             width_part = len(width.kept_dims(hidden_size)) / hidden_size
@@ -299,7 +265,7 @@ def _parse_depth(value: str) -> Depth:
 def _parse_length(value: str) -> Length:
     if value == "all":
         return Length(None, None)
-    scheme, dash, keep = value.rpartition("-")
+    scheme, dash, keep = value.partition("-")
     if not dash or not re.fullmatch(r"[0-9]+", keep):
         raise ValueError("expected <scheme>-<k> or all")
     return Length(scheme, int(keep))
@@ -308,7 +274,7 @@ def _parse_length(value: str) -> Length:
 def _parse_width(value: str) -> Width:
     if value == "all":
         return Width(None, None)
-    scheme, dash, fraction = value.rpartition("-")
+    scheme, dash, fraction = value.partition("-")  # the first dash: fractions such as 1e-05 hold one
     if not dash:
         raise ValueError("expected <scheme>-<fraction> or all")
     try:

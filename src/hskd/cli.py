@@ -9,11 +9,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hskd import paths
-from hskd.config import PRECISIONS, ConfigError, Shape, StageConfig, StudentConfig, TeacherConfig
+from hskd.config import PRECISIONS, ConfigError, StudentConfig, TeacherConfig, typed
 from hskd.glue import GlueFormatError
 from hskd.guards import WeakTeacherError, check_teacher_margin
 from hskd.protocol import PRESETS
@@ -43,22 +44,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _with_shape(config_class: Callable[..., T]) -> Callable[[dict], T]:
-    """Builds `config_class` from a settings dict whose optional ``random_init`` is a Shape dict."""
-
-    def build(settings: dict) -> T:
-        shape = settings.get("random_init")
-        return config_class(**{**settings, "random_init": Shape(**shape) if shape else None})
-
-    return build
-
-
-def _run_settings(settings: dict):
+def _run_settings(settings: dict, threads: int | None = None):
+    """RunSettings from the --settings JSON; `threads` (--threads) over its `threads` key, if it has one (the
+    workflow passes none: a thread count is no setting of a run's result, so no rule param)."""
     from hskd.cells import parse_cell
     from hskd.distill import RunSettings
 
-    settings = {**settings, "stage1": StageConfig(**settings["stage1"]), "stage2": StageConfig(**settings["stage2"])}
-    run_settings = RunSettings(**settings)
+    threads = threads if threads is not None else settings.get("threads", 1)
+    run_settings = typed(RunSettings, {**settings, "threads": threads})
     parse_cell(run_settings.cell)
     protocol_from_dict(run_settings.protocol)
     if run_settings.kd_mode not in ("cached", "online"):
@@ -93,7 +86,7 @@ def cmd_prepare_data(args) -> None:
 def cmd_finetune_teacher(args) -> None:
     from hskd.teacher import finetune
 
-    teacher = _parsed("--settings", args.settings, _with_shape(TeacherConfig))
+    teacher = _parsed("--settings", args.settings, partial(typed, TeacherConfig))
     result = finetune(
         args.task, teacher, str(Path(args.data_dir) / "train.safetensors"),
         str(Path(args.data_dir) / "dev.safetensors"), args.out_dir, args.threads, args.group_by_length,
@@ -105,7 +98,7 @@ def cmd_finetune_teacher(args) -> None:
 def cmd_init_student(args) -> None:
     from hskd.student_init import init_student
 
-    student = _parsed("--settings", args.settings, _with_shape(StudentConfig))
+    student = _parsed("--settings", args.settings, partial(typed, StudentConfig))
     check_teacher_margin(Path(args.teacher_dir) / "metrics.json", args.teacher_margin)
     init_student(args.task, student, args.teacher_dir, args.train, args.out_dir, args.seed, args.threads)
 
@@ -124,7 +117,7 @@ def cmd_extract(args) -> None:
 def cmd_distill(args) -> None:
     from hskd.distill import RunInputs, run
 
-    settings = _parsed("--settings", args.settings, _run_settings)
+    settings = _parsed("--settings", args.settings, lambda value: _run_settings(value, args.threads))
     if settings.kd_mode == "cached" and not args.store:
         raise ConfigError("--store: a cached run (kd_mode cached in --settings) needs its HSK store")
     inputs = RunInputs(
@@ -278,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("student-dir", "teacher-dir", "train", "heldout", "dev", "logits", "out"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--store", default="", help="HSK store (cached mode)")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads (default: the `threads` of --settings, else 1)")
     _add_checkpoint_minutes(p)
     p.set_defaults(func=cmd_distill)
 

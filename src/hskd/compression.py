@@ -4,11 +4,11 @@ HSK (hidden-state knowledge) is the teacher's hidden states of every layer (inde
 output, 1..Lt = layers), every token and every hidden dimension. A cell (`hskd.cells`, the grammar and
 its layer maps) says which of them a run distils; this module applies it to tensors:
 
-- length: `select_tokens` keeps k tokens per example (``left``, ``attention``, ``attention_nosep``, ``cls``).
-- width: `width_mask` keeps a fraction of the hidden values (``random``, ``bernoulli`` and ``uniform`` keep
-  the same dims everywhere; ``magnitude`` keeps the largest |values| of each example and layer;
-  ``magnitude_batch``, the paper code's, keeps those of each layer over a whole training batch, so it is
-  applied at training time by `batch_magnitude_mask`).
+- length: `select_tokens` keeps k tokens per example, ranked by a strategy of
+  `hskd.strategies.LENGTH_STRATEGIES`.
+- width: `width_mask` keeps a fraction of the hidden values, chosen by a strategy of
+  `hskd.strategies.WIDTH_STRATEGIES` (static dims, or a mask per example; a per-batch mask, the paper
+  code's ``magnitude_batch``, is drawn at training time from the batch's full-width target).
 
 `compress_batch` applies a cell to a teacher forward pass and is shared by offline extraction and
 online distillation. `hsk_loss` has two modes: ``paper`` is the MSE over the full vectors of the
@@ -24,16 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from hskd.cells import (
-    BATCH_WIDTH_SCHEMES,
-    LENGTH_SCHEMES,
-    STATIC_WIDTH_SCHEMES,
-    WIDTH_SCHEMES,
-    WIDTH_SEED,
-    Cell,
-    kept_count,
-    static_dims,
-)
+from hskd.cells import Cell
+from hskd.strategies import WIDTH_SEED, TokenInputs, length_strategy, static_dims, width_strategy
 
 LOSS_MODES = ("paper", "masked")
 
@@ -64,33 +56,31 @@ def select_tokens(
     cls_attention: torch.Tensor | None,
     sep_token_id: int,
     sep_below_padding: bool = False,
+    example_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Positions [B, keep] of the tokens kept by `scheme`, sorted ascending.
+    """Positions [B, keep] of the tokens kept by length strategy `scheme`, sorted ascending.
 
-    Padding is chosen only once real tokens run out (and [SEP], for ``attention_nosep``, only once the
-    other real tokens do, or with `sep_below_padding` only once padding does too); ties go to the lower
-    position. `cls_attention` [B, T] (teacher attention from [CLS] to each position, averaged over heads)
-    is needed only by the attention schemes.
+    Padding is chosen only once real tokens run out (and [SEP], for a `sep_last` strategy such as
+    ``attention_nosep``, only once the other real tokens do, or with `sep_below_padding` only once padding
+    does too); ties go to the lower position. `cls_attention` [B, T] (teacher attention from [CLS] to each
+    position, averaged over heads) is needed only by the attention schemes; `example_ids` [B] (indices in
+    the split) only by per-example seeded ones (``random``).
     """
     batch, length = input_ids.shape
-    if scheme not in LENGTH_SCHEMES:
-        raise ValueError(f"unknown length scheme {scheme!r} (expected one of {', '.join(LENGTH_SCHEMES)})")
+    strategy = length_strategy(scheme)
     if not 1 <= keep <= length:
         raise ValueError(f"keep={keep} outside 1..{length} (sequence length)")
-    if scheme == "cls":
-        if keep != 1:
-            raise ValueError(f"length scheme 'cls' keeps exactly 1 token, got keep={keep}")
-        return torch.zeros(batch, 1, dtype=torch.long, device=input_ids.device)
-    positions = torch.arange(length, device=input_ids.device)
-    if scheme == "left":
-        score = (-positions).expand(batch, length)
-    elif cls_attention is None:
+    if strategy.fixed_keep is not None and keep != strategy.fixed_keep:
+        raise ValueError(f"length scheme {scheme!r} keeps exactly {strategy.fixed_keep} token(s), got keep={keep}")
+    if strategy.needs_attention and cls_attention is None:
         raise ValueError(f"length scheme {scheme!r} needs cls_attention")
-    else:
-        score = cls_attention
+    if strategy.needs_example_ids and example_ids is None:
+        raise ValueError(f"length scheme {scheme!r} draws per example: it needs example_ids")
+    inputs = TokenInputs(input_ids, attention_mask, cls_attention, example_ids)
+    score = strategy.score(inputs)
     real = attention_mask.bool()
     tier = (~real).long() * 2
-    if scheme == "attention_nosep":
+    if strategy.sep_last:
         tier = tier + (real & (input_ids == sep_token_id)).long() * (3 if sep_below_padding else 1)
     # Lexicographic (tier, -score, position) via two stable sorts: exact ties and deterministic on any
     # device, unlike topk or an epsilon tie-break.
@@ -105,45 +95,20 @@ def select_tokens(
 def width_mask(scheme: str, fraction: float, teacher_hidden: torch.Tensor, seed: int = WIDTH_SEED) -> torch.Tensor:
     """BoolTensor of kept values, broadcastable to `teacher_hidden` [..., T, D].
 
-    Static schemes (``random``, ``bernoulli``, ``uniform``): shape [D], the dims `hskd.cells.static_dims`
-    draws with `seed`. ``magnitude``: same shape as
-    `teacher_hidden`, keeping the round(fraction * T * D) largest |values| of each [T, D] slice (ties
-    to the lower flat index).
+    Static schemes (``random``, ``bernoulli``, ``uniform``): shape [D], the dims `static_dims` draws with
+    `seed`. Per-example masks (``magnitude``: the round(fraction * T * D) largest |values| of each [T, D]
+    slice, ties to the lower flat index): same shape as `teacher_hidden`. Per-batch masks: all of [D]
+    (drawn at training time).
     """
-    if scheme in STATIC_WIDTH_SCHEMES:
-        hidden_size = teacher_hidden.shape[-1]
-        mask = torch.zeros(hidden_size, dtype=torch.bool, device=teacher_hidden.device)
-        mask[torch.tensor(static_dims(scheme, fraction, hidden_size, seed), device=teacher_hidden.device)] = True
-        return mask
-    if scheme in BATCH_WIDTH_SCHEMES:
-        return torch.ones(teacher_hidden.shape[-1], dtype=torch.bool, device=teacher_hidden.device)
-    if scheme == "magnitude":
-        flat = teacher_hidden.abs().flatten(-2)
-        count = kept_count(fraction, flat.shape[-1])
-        # Stable sort rather than topk so ties resolve identically offline and online.
-        top = torch.sort(flat, dim=-1, descending=True, stable=True).indices[..., :count]
-        return torch.zeros_like(flat, dtype=torch.bool).scatter_(-1, top, True).view(teacher_hidden.shape)
-    raise ValueError(f"unknown width scheme {scheme!r} (expected one of {', '.join(WIDTH_SCHEMES)})")
-
-
-def batch_magnitude_mask(target: torch.Tensor, fraction: float, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """``magnitude_batch`` keep mask [B, L, K, D] of a batch's full-width target [B, L, K, D], as the paper's
-    code: per layer, one threshold over the whole batch, the int(f * n)-th largest |value| of its n values,
-    and every value at or above it kept (ties too). `valid` (bool [B, K]) limits the values ranked and n
-    to those tokens (masked padding; [B, L, K] with a token set per layer); None ranks every position,
-    padding included (the paper).
-    """
-    magnitude = target.abs()
-    if valid is not None:
-        valid = (valid[:, None, :] if valid.ndim == 2 else valid).expand(-1, target.shape[1], -1)[..., None]
-        magnitude = magnitude * valid
-    keep = torch.zeros_like(magnitude, dtype=torch.bool)
-    for layer in range(target.shape[1]):
-        values = magnitude[:, layer]
-        ranked = values.numel() if valid is None else int(valid[:, layer].sum()) * target.shape[-1]
-        threshold = values.flatten().topk(max(1, int(fraction * ranked))).values[-1]
-        keep[:, layer] = values >= threshold
-    return keep if valid is None else keep & valid
+    strategy = width_strategy(scheme)
+    hidden_size = teacher_hidden.shape[-1]
+    if strategy.kind == "per_example":
+        return strategy.mask(teacher_hidden, fraction)
+    if strategy.kind == "per_batch":
+        return torch.ones(hidden_size, dtype=torch.bool, device=teacher_hidden.device)
+    mask = torch.zeros(hidden_size, dtype=torch.bool, device=teacher_hidden.device)
+    mask[torch.tensor(static_dims(scheme, fraction, hidden_size, seed), device=teacher_hidden.device)] = True
+    return mask
 
 
 def real_fraction(
@@ -222,6 +187,7 @@ def compress_batch(
     width_seed: int = WIDTH_SEED,
     sep_below_padding: bool = False,
     layer_attention: torch.Tensor | None = None,
+    example_ids: torch.Tensor | None = None,
 ) -> HSKBatch:
     """Compress one teacher forward pass for `cell` (any cell but depth=none).
 
@@ -230,9 +196,11 @@ def compress_batch(
     `layer_attention` [Lt, B, T] (every teacher layer's [CLS] row), each distilled teacher hidden state t by
     the attention of the layer that produced it (layer max(t, 1), as the paper's length sweeps do): the
     token index is then [B, L, K], one token set per distilled layer.
+    Per-example seeded length schemes (``random``) need `example_ids` [B] (indices in the split), so an
+    example gets the same tokens in any batch.
     Static width schemes draw their dims with `width_seed`, so every batch keeps the same dims;
-    magnitude ranks only the values of real (non-padding) selected tokens;
-    ``magnitude_batch`` keeps every value here (its mask is drawn per training batch).
+    per-example masks (magnitude) rank only the values of real (non-padding) selected tokens;
+    per-batch masks (``magnitude_batch``) keep every value here (drawn per training batch).
     """
     if cell.is_none:
         raise ValueError("depth=none has no HSK to compress")
@@ -242,7 +210,7 @@ def compress_batch(
     teacher = cell.teacher_layers(student_layers)
     def select(attention: torch.Tensor | None) -> torch.Tensor:
         return select_tokens(cell.length.scheme, cell.length.keep, input_ids, attention_mask, attention, sep_token_id,
-                             sep_below_padding)  # fmt: skip
+                             sep_below_padding, example_ids)  # fmt: skip
 
     if cell.length.scheme is None:
         token_index = torch.arange(length, device=input_ids.device).expand(batch, length)
@@ -257,7 +225,7 @@ def compress_batch(
     width = cell.width
     if width.scheme is None:
         keep_mask = torch.ones(1, 1, 1, hidden_size, dtype=torch.bool, device=gathered.device)
-    elif width.scheme == "magnitude":
+    elif width.kind == "per_example":
         real = attention_mask.bool().gather(1, per_layer.flatten(1)).view(per_layer.shape)[..., None]
         keep_mask = width_mask(width.scheme, width.fraction, gathered * real)
     else:

@@ -1,14 +1,18 @@
-"""Typed study configuration: dataclasses built from the schema-validated config dict, plus the
-cross-field checks a JSON schema cannot express. Every check raises `ConfigError` naming the key."""
+"""Typed study configuration: one dataclass per schema section, field names the schema's keys, built from
+the schema-validated config dict by `typed`, plus the cross-field checks a JSON schema cannot express. Every
+check raises `ConfigError` naming the key."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
+import types
+import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hskd import glue, protocol
 from hskd.model_names import OFFLINE_MODELS, resolve_model_name
@@ -18,6 +22,9 @@ from hskd.protocol import Protocol
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 STUDY_WIDE_TEACHER_KEYS = {"model", "random_init", "hidden_size", "num_layers"}  # not settable per task
 PRECISIONS = ("auto", "fp32", "bf16")  # the schema's `precision` values (hskd.training.autocast_dtype)
+
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -89,26 +96,60 @@ class JointConfig:
 
 
 @dataclass(frozen=True)
+class DepthSweep:
+    maps: list[str]
+    keep: list[int]
+
+
+@dataclass(frozen=True)
+class LengthSweep:
+    schemes: list[str]
+    keep: list[int]
+
+
+@dataclass(frozen=True)
+class WidthSweep:
+    schemes: list[str]
+    fractions: list[float]
+
+
+@dataclass(frozen=True)
 class GridConfig:
     none: bool
     full: bool
     lr_search: bool
     full_map: str
     sweep_seeds: int
-    depth_maps: list[str]
-    depth_keep: list[int]
-    length_schemes: list[str]
-    length_keep: list[int]
-    width_schemes: list[str]
-    width_fractions: list[float]
+    depth: DepthSweep
+    length: LengthSweep
+    width: WidthSweep
     joint: JointConfig
 
 
 @dataclass(frozen=True)
+class BaselinesConfig:
+    lrs: list[float]
+    select_on: str
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    value: str
+    margin: float
+    alpha: float
+    fraction: str
+
+
+@dataclass(frozen=True)
 class StudyConfig:
+    """The study; `protocol` is resolved from the schema's `protocol` and `protocol_choices`, and `by_task` is
+    applied: `for_task` gives the study as a task sees it."""
+
     tasks: list[str]
     results_dir: str
     glue_dir: str | None
+    synthetic_data: bool
+    gpu: bool
     threads: int
     seeds: list[int]
     kd_mode: str
@@ -118,6 +159,7 @@ class StudyConfig:
     teacher_margin: float | None
     width_loss: str
     freeze_word_embeddings: bool
+    allow_off_grid: bool
     protocol: Protocol
     data: DataConfig
     teacher: TeacherConfig
@@ -125,13 +167,8 @@ class StudyConfig:
     stage1: StageConfig
     stage2: StageConfig
     grid: GridConfig
-    baseline_lrs: list[float]
-    select_on: str
-    report_value: str
-    report_margin: float
-    report_alpha: float
-    report_fraction: str
-    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    baselines: BaselinesConfig
+    report: ReportConfig
     task_studies: dict[str, StudyConfig] = field(repr=False, compare=False, default_factory=dict)
 
     def for_task(self, task: str) -> StudyConfig:
@@ -139,12 +176,35 @@ class StudyConfig:
         return self.task_studies.get(task, self)
 
 
-def _shape(value: dict | None) -> Shape | None:
-    return Shape(**value) if value else None
+def typed(cls: type[T], values: Any) -> T:
+    """`values` (a config section's dict form: JSON, YAML) as dataclass `cls`, nested sections included.
+
+    Keys are the dataclass's fields; a field with a default may be missing. A value that already has its
+    field's type passes as is. Raises TypeError naming the key on a missing or unknown one."""
+    return _typed(cls, values)
 
 
-def _stage(value: dict) -> StageConfig:
-    return StageConfig(**value)
+def _typed(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        hints = typing.get_type_hints(hint)
+        names = {item.name for item in dataclasses.fields(hint) if item.init}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            raise TypeError(f"{hint.__name__}: unknown key {unknown[0]!r}")
+        return hint(**{name: _typed(hints[name], item) for name, item in value.items()})
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        sections = [arg for arg in args if dataclasses.is_dataclass(arg)]
+        return _typed(sections[0], value) if sections and isinstance(value, dict) else value
+    if origin is dict:
+        return {key: _typed(args[1], item) for key, item in value.items()}
+    if origin is list:
+        return [_typed(args[0], item) for item in value]
+    return value
 
 
 def _protocol(config: dict[str, Any]) -> Protocol:
@@ -156,53 +216,15 @@ def _protocol(config: dict[str, Any]) -> Protocol:
 
 def from_dict(config: dict[str, Any]) -> StudyConfig:
     """Build the typed config from a dict already validated (and defaulted) by the JSON schema."""
-    grid = config["grid"]
-    students = {
-        name: StudentConfig(name=name, **{**spec, "random_init": _shape(spec.get("random_init"))})
-        for name, spec in config["students"].items()
-    }
-    glue_dir = config["glue_dir"] or os.environ.get("GLUE_DIR") or None
-    return StudyConfig(
-        tasks=list(config["tasks"]),
-        results_dir=os.path.normpath(config["results_dir"]),  # `results/` and `./results` name the targets `results/…`
-        glue_dir=glue_dir,
-        threads=config["threads"],
-        seeds=list(config["seeds"]),
-        kd_mode=config["kd_mode"],
-        cache_budget_gb=float(config["cache_budget_gb"]),
-        checkpoint_minutes=float(config["checkpoint_minutes"]),
-        precision=config["precision"],
-        teacher_margin=config["teacher_margin"],
-        width_loss=config["width_loss"],
-        freeze_word_embeddings=config["freeze_word_embeddings"],
-        protocol=_protocol(config),
-        data=DataConfig(**config["data"]),
-        teacher=TeacherConfig(**{**config["teacher"], "random_init": _shape(config["teacher"]["random_init"])}),
-        students=students,
-        stage1=_stage(config["stage1"]),
-        stage2=_stage(config["stage2"]),
-        grid=GridConfig(
-            none=grid["none"],
-            full=grid["full"],
-            lr_search=grid["lr_search"],
-            full_map=grid["full_map"],
-            sweep_seeds=grid["sweep_seeds"],
-            depth_maps=list(grid["depth"]["maps"]),
-            depth_keep=list(grid["depth"]["keep"]),
-            length_schemes=list(grid["length"]["schemes"]),
-            length_keep=list(grid["length"]["keep"]),
-            width_schemes=list(grid["width"]["schemes"]),
-            width_fractions=[float(f) for f in grid["width"]["fractions"]],
-            joint=JointConfig(**grid["joint"]),
-        ),
-        baseline_lrs=[float(lr) for lr in config["baselines"]["lrs"]],
-        select_on=config["baselines"]["select_on"],
-        report_value=config["report"]["value"],
-        report_margin=float(config["report"]["margin"]),
-        report_alpha=float(config["report"]["alpha"]),
-        report_fraction=config["report"]["fraction"],
-        raw=config,
-    )
+    values = {key: value for key, value in config.items() if key not in ("protocol_choices", "by_task")}
+    # normpath: `results/` and `./results` name the targets `results/…`
+    return typed(StudyConfig, {
+        **values,
+        "results_dir": os.path.normpath(config["results_dir"]),
+        "glue_dir": config["glue_dir"] or os.environ.get("GLUE_DIR") or None,
+        "protocol": _protocol(config),
+        "students": {name: {"name": name, **spec} for name, spec in config["students"].items()},
+    })  # fmt: skip
 
 
 def load(config: dict[str, Any]) -> StudyConfig:
@@ -340,7 +362,7 @@ def _check_model_folder(key: str, name: str) -> None:
 
 
 def _check_glue_dir(study: StudyConfig) -> None:
-    if study.raw.get("synthetic_data"):
+    if study.synthetic_data:
         if study.glue_dir is None or study.tasks != ["SST-2"]:
             raise ConfigError("synthetic_data: needs glue_dir (where to write it) and tasks: [SST-2]")
         return

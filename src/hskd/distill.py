@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from hskd import glue
-from hskd.cells import BATCH_WIDTH_SCHEMES, Cell, parse_cell
-from hskd.compression import HSKBatch, batch_magnitude_mask, hsk_loss, real_fraction
+from hskd.cells import Cell, parse_cell
+from hskd.compression import HSKBatch, hsk_loss, real_fraction
 from hskd.config import StageConfig
 from hskd.data import TokenizedSplit
 from hskd.extract import compress_pass
@@ -23,7 +23,8 @@ from hskd.paths import cell_wildcards
 from hskd.protocol import PRESETS, Protocol
 from hskd.resume import Checkpoint, job_key
 from hskd.store import HSKStore, StoreMismatchError, dir_sha256, file_sha256, load_logits
-from hskd.students import Student, load_student
+from hskd.student_base import Student
+from hskd.students import load_student
 from hskd.teacher import attention_implementation, load_teacher, teacher_fingerprint, teacher_pass
 from hskd.training import (
     Optimisation,
@@ -32,6 +33,7 @@ from hskd.training import (
     fit,
     predict,
     prediction_kd_loss,
+    seed_all,
     setup_runtime,
     task_loss,
 )
@@ -53,7 +55,7 @@ class RunSettings:
     width_loss: str
     freeze_word_embeddings: bool
     group_by_length: bool
-    threads: int
+    threads: int  # `hskd distill --threads`, not the rule's settings param: a thread count must rerun no run
     kd_mode: str  # cached | online (depth=none runs have no HSK stage)
     precision: str = "auto"  # hskd.config.PRECISIONS
     protocol: dict[str, str] = field(default_factory=PRESETS["hskd"].as_dict)  # hskd.protocol.Protocol fields
@@ -118,7 +120,7 @@ class OnlineHSK:
     def __call__(self, index: torch.Tensor, batch: dict[str, torch.Tensor]) -> HSKBatch:
         needs_attention = self.cell.length.needs_attention
         result = teacher_pass(self.teacher, batch, self.max_seq_length, needs_attention, self.protocol.token_score)
-        return compress_pass(self.cell, result, self.sep_token_id, self.student_layers, self.protocol)
+        return compress_pass(self.cell, result, self.sep_token_id, self.student_layers, index, self.protocol)
 
 
 def _student_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -171,8 +173,8 @@ def stage1_loss(
     target = hsk.target[:, :, :kept].to(device, non_blocking=True).float()
     # [1, 1, 1, D] for static width schemes: a view over the layers, no copy.
     keep_mask = hsk.keep_mask[..., :kept, :].expand(-1, len(hsk.student_layers), -1, -1).to(device)
-    if cell is not None and cell.width.scheme in BATCH_WIDTH_SCHEMES:
-        keep_mask = batch_magnitude_mask(target, cell.width.fraction, None if padding_counts else token_mask)
+    if cell is not None and cell.width.kind == "per_batch":
+        keep_mask = cell.width.strategy.batch_mask(target, cell.width.fraction, None if padding_counts else token_mask)
     hidden_states = student(**_student_inputs(batch)).hidden_states
     if real_fractions is not None:
         layers = len(hsk.student_layers)
@@ -227,6 +229,9 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
     if settings.freeze_word_embeddings:
         student.freeze_word_embeddings()
     student.train()
+    # Loading a model may draw from the global generator (how often depends on the model class and the
+    # transformers version); seeding again here makes dropout depend on the run's seed alone.
+    seed_all(settings.seed)
     key = job_key(settings=asdict(settings), teacher=teacher_sha, data=data_sha, student=dir_sha256(inputs.student_dir),
                   store=inputs.store, device=device.type)  # fmt: skip
     checkpoint = Checkpoint(Path(out_path).with_suffix(RESUME_SUFFIX), key, checkpoint_minutes)

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from hskd.cells import WIDTH_SEED, Cell
+from hskd.cells import Cell
 from hskd.compression import HSKBatch, compress_batch, real_fraction
 from hskd.data import TokenizedSplit
-from hskd.grid import store_bytes_per_example
+from hskd.grid import kept_values_per_layer, store_bytes_per_example
 from hskd.io import link_atomic, write_json_atomic
 from hskd.models import load_tokenizer
 from hskd.protocol import PRESETS, Protocol
 from hskd.store import HSKStoreWriter, file_sha256, save_logits
+from hskd.strategies import LENGTH_SEED, WIDTH_SEED
 from hskd.teacher import TeacherPass, load_teacher, teacher_fingerprint, teacher_pass
 from hskd.training import setup_runtime, to_device
 
@@ -53,7 +54,7 @@ def store_writer(
 ):  # fmt: skip
     cell, max_len = target.cell, split.max_seq_length
     tokens = cell.num_tokens(max_len)
-    magnitude = cell.width.scheme == "magnitude"
+    magnitude = cell.width.kind == "per_example"
     return HSKStoreWriter(
         target.path,
         num_examples=len(split),
@@ -66,10 +67,10 @@ def store_writer(
         max_seq_length=max_len,
         width_layout="magnitude" if magnitude else "dense",
         kept_dims=None if magnitude else torch.tensor(cell.width.kept_dims(hidden_size)),
-        kept_entries=max(1, round(cell.width.fraction * tokens * hidden_size)) if magnitude else None,
+        kept_entries=kept_values_per_layer(cell, tokens, hidden_size) if magnitude else None,
         teacher_sha256=teacher_sha,
         data_sha256=data_sha,
-        extra_metadata={"width_seed": str(WIDTH_SEED), **protocol.store_metadata()},
+        extra_metadata={"width_seed": str(WIDTH_SEED), "length_seed": str(LENGTH_SEED), **protocol.store_metadata()},
         per_layer_tokens=per_layer_tokens(cell, protocol),
     )
 
@@ -80,13 +81,16 @@ def per_layer_tokens(cell: Cell, protocol: Protocol) -> bool:
 
 
 def compress_pass(
-    cell: Cell, result: TeacherPass, sep_token_id: int, student_layers: int, protocol: Protocol = PRESETS["hskd"]
-) -> HSKBatch:
-    """A cell's HSK from one teacher pass, exactly as its store holds it (online runs call this too)."""
+    cell: Cell, result: TeacherPass, sep_token_id: int, student_layers: int, example_ids: torch.Tensor,
+    protocol: Protocol = PRESETS["hskd"],
+) -> HSKBatch:  # fmt: skip
+    """A cell's HSK from one teacher pass over the examples `example_ids` (indices in the split), exactly as
+    its store holds it (online runs call this too)."""
     return compress_batch(
         cell, result.hidden_states, result.cls_attention, result.input_ids, result.attention_mask, sep_token_id,
         student_layers, width_seed=WIDTH_SEED, sep_below_padding=protocol.sep_below_padding,
         layer_attention=result.layer_attention if protocol.per_layer_tokens else None,
+        example_ids=example_ids,
     )  # fmt: skip
 
 
@@ -130,7 +134,7 @@ def extract(
             lengths = result.attention_mask.sum(1)
             for key, writer in writers.items():
                 target = written[key]
-                hsk = compress_pass(target.cell, result, sep_token_id, target.student_layers, protocol)
+                hsk = compress_pass(target.cell, result, sep_token_id, target.student_layers, index, protocol)
                 writer.write(start, hsk)
                 real[key][index] = real_fraction(hsk.keep_mask, hsk.token_index, lengths, len(hsk.student_layers),
                                                  target.student_layers + 1).cpu()  # fmt: skip

@@ -44,18 +44,18 @@ def _sweep_cells(study: StudyConfig, num_layers: int) -> list[Cell]:
     full_map = grid.full_map
     cells = [
         parse_cell(f"depth={_depth(depth_map, keep, num_layers)}/length=all/width=all")
-        for depth_map in grid.depth_maps
-        for keep in grid.depth_keep
+        for depth_map in grid.depth.maps
+        for keep in grid.depth.keep
     ]
     cells += [
         parse_cell(f"depth=all-{full_map}/length={scheme}-{keep}/width=all")
-        for scheme in grid.length_schemes
-        for keep in grid.length_keep
+        for scheme in grid.length.schemes
+        for keep in grid.length.keep
     ]
     cells += [
         parse_cell(f"depth=all-{full_map}/length=all/width={scheme}-{fraction}")
-        for scheme in grid.width_schemes
-        for fraction in grid.width_fractions
+        for scheme in grid.width.schemes
+        for fraction in grid.width.fractions
     ]
     return cells
 
@@ -101,7 +101,7 @@ def runs(study: StudyConfig) -> list[Run]:
         for student in study.students:
             for cell in study_cells(study, student):
                 searched = cell in baselines or (study.grid.lr_search and not cell.is_none)
-                lrs = task_study.baseline_lrs if searched else [task_study.stage2.lr]
+                lrs = task_study.baselines.lrs if searched else [task_study.stage2.lr]
                 seeds = study.seeds if cell in baselines or cell in joint else study.seeds[: study.grid.sweep_seeds]
                 result += [Run(task, student, cell, lr, seed) for lr in lrs for seed in seeds]
     return result
@@ -116,8 +116,8 @@ def train_size(study: StudyConfig, task: str) -> int:
 
 def kept_values_per_layer(cell: Cell, tokens: int, hidden_size: int) -> int:
     """Values one example's store keeps per distilled layer, `tokens` being the cell's kept token count
-    (every value for magnitude_batch, whose mask is drawn per training batch)."""
-    if cell.width.scheme == "magnitude":
+    (every value for a per-batch mask, drawn per training batch)."""
+    if cell.width.kind == "per_example":
         return max(1, round(cell.width.fraction * tokens * hidden_size))
     return tokens * len(cell.width.kept_dims(hidden_size))
 
@@ -126,26 +126,26 @@ def store_bytes_per_example(
     cell: Cell, num_layers: int, hidden_size: int, max_seq_length: int, per_layer_tokens: bool = False
 ) -> int:
     """Bytes per example of a cell's store (must match hskd.store's layout: fp16 values, int16 token
-    positions, one set or, with `per_layer_tokens`, one per layer, and for magnitude width a packed bitmask
-    of kept entries)."""
+    positions, one set or, with `per_layer_tokens`, one per layer, and for a per-example width mask a packed
+    bitmask of kept entries)."""
     layers = len(cell.student_layers(num_layers))
     tokens = cell.num_tokens(max_seq_length)
     kept = kept_values_per_layer(cell, tokens, hidden_size)
-    mask_bytes = -(-tokens * hidden_size // 8) if cell.width.scheme == "magnitude" else 0
+    mask_bytes = -(-tokens * hidden_size // 8) if cell.width.kind == "per_example" else 0
     token_sets = layers if per_layer_tokens and cell.length.needs_attention else 1
     return 2 * tokens * token_sets + layers * (2 * kept + mask_bytes)
 
 
 def store_bytes_lower_bound(cell: Cell, num_layers: int, hidden_size: int, max_seq_length: int) -> float:
     """The fewest bytes per example any fixed-size record of a cell's store can take: the fp16 kept values
-    plus the information saying where they sit, log2 C(T, K) bits for tokens ranked per example (attention
-    schemes) and, for magnitude width, log2 C(K * D, kept) bits per layer (a fixed-size code must tell
+    plus the information saying where they sit, log2 C(T, K) bits for tokens picked per example and, for a
+    per-example width mask, log2 C(K * D, kept) bits per layer (a fixed-size code must tell
     every possible mask apart). Fixed positions cost nothing."""
     layers = len(cell.student_layers(num_layers))
     tokens = cell.num_tokens(max_seq_length)
     kept = kept_values_per_layer(cell, tokens, hidden_size)
-    bits = math.log2(math.comb(max_seq_length, tokens)) if cell.length.needs_attention else 0.0
-    if cell.width.scheme == "magnitude":
+    bits = math.log2(math.comb(max_seq_length, tokens)) if cell.length.per_example else 0.0
+    if cell.width.kind == "per_example":
         bits += layers * math.log2(math.comb(tokens * hidden_size, kept))
     return 2 * layers * kept + bits / 8
 

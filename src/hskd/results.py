@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hskd.cells import parse_cell
 from hskd.io import atomic_output
 from hskd.metrics import COLLAPSE_TOLERANCE
 from hskd.stats import LEVEL, holm, noninferiority, seeds_for_noninferiority, share_interval, t_interval, welch_interval
@@ -176,30 +177,18 @@ def data_warnings(references: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------------------- cells
 
 
-def _scheme_amount(segment: str) -> tuple[str, str]:
-    # Split on the first dash: amounts such as "1e-05" contain one, scheme names do not.
-    scheme, sep, amount = segment.partition("-")
-    if not sep or not scheme or not amount:
-        raise ValueError(f"cannot read '<scheme>-<amount>' from {segment!r}")
-    return scheme, amount
-
-
 def classify_cell(depth: str, length: str, width: str) -> tuple[str, str, float]:
     """(kind, strategy, amount) of a cell, e.g. ("depth", "top6", 1.0) or ("joint", "1l_10t_0.1h", nan)."""
-    if depth == "none":
-        if length != "all" or width != "all":
-            raise ValueError(f"depth=none needs length=all and width=all, got length={length} width={width}")
+    cell = parse_cell(cell_name(depth, length, width))
+    if cell.is_none:
         return "none", "prediction-only", math.nan
     compressed: dict[str, tuple[str, float]] = {}
-    if not depth.startswith("all-"):
-        layer_map, layers = _scheme_amount(depth)
-        compressed["depth"] = (layer_map, float(int(layers)))
-    if length != "all":
-        scheme, tokens = _scheme_amount(length)
-        compressed["length"] = (scheme, float(int(tokens)))
-    if width != "all":
-        scheme, fraction = _scheme_amount(width)
-        compressed["width"] = (scheme, float(fraction))
+    if cell.depth.keep is not None:
+        compressed["depth"] = (f"top{cell.depth.map_top}", float(cell.depth.keep))
+    if cell.length.scheme is not None:
+        compressed["length"] = (cell.length.scheme, float(cell.length.keep))
+    if cell.width.scheme is not None:
+        compressed["width"] = (cell.width.scheme, cell.width.fraction)
     if not compressed:
         return "full", "full HSK", math.nan
     if len(compressed) == 1:

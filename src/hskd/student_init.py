@@ -9,7 +9,8 @@ from transformers import BertConfig
 from hskd import glue
 from hskd.config import StudentConfig
 from hskd.data import TokenizedSplit
-from hskd.students import init_pretrained_student, init_pruned_student, pretrained_student_from_config
+from hskd.pretrained_student import init_pretrained_student, pretrained_student_from_config
+from hskd.taylor_pruning import init_pruned_student
 from hskd.teacher import load_teacher
 from hskd.training import setup_runtime, to_device
 

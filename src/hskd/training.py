@@ -40,9 +40,7 @@ def setup_runtime(threads: int, seed: int, precision: str = "auto") -> torch.dev
     `autocast` uses from now on."""
     global _autocast_dtype
     torch.set_num_threads(threads)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    seed_all(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     # Deterministic mode also NaN-fills every new tensor (a debug aid against reading uninitialised memory);
     # that costs a tenth of a CPU training step, and no kernel here reads memory it did not write.
@@ -50,6 +48,13 @@ def setup_runtime(threads: int, seed: int, precision: str = "auto") -> torch.dev
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     _autocast_dtype = autocast_dtype(precision, device)
     return device
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (dropout draws from torch's)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def autocast(device: torch.device):

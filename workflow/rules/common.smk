@@ -1,4 +1,5 @@
 # Config validation and the small input functions the rules use. All logic lives in the hskd package.
+import dataclasses
 import json
 import shlex
 import sys
@@ -9,6 +10,7 @@ from hskd.grid import cached_cells, is_cached, runs
 from hskd.cells import parse_cell
 from hskd.config import student_layer_count
 from hskd.glue import get_task
+from hskd.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
 
 try:
     STUDY = load_study(config)  # schema defaults filled in place; cross-field checks; before any job
@@ -23,8 +25,8 @@ wildcard_constraints:
     split="train|heldout|dev",
     student="[A-Za-z0-9_.]+",
     depth="none|all-top[0-9]+|top[0-9]+-[0-9]+",
-    length="all|(left|attention|attention_nosep|cls)-[0-9]+",
-    width="all|(random|bernoulli|uniform|magnitude|magnitude_batch)-[0-9.e-]+",
+    length=f"all|({'|'.join(LENGTH_STRATEGIES)})-[0-9]+",
+    width=f"all|({'|'.join(WIDTH_STRATEGIES)})-[0-9.e-]+",
     lr="[0-9.e+-]+",
     seed="[0-9]+",
 
@@ -66,6 +68,11 @@ def teacher_files(task):
     }
 
 
+def teacher_dir(wildcards):
+    """The teacher's folder (`--teacher-dir`): a param, beside the teacher_files inputs that are in it."""
+    return paths.TEACHER_DIR.format(results=R, task=wildcards.task)
+
+
 # A resource, not a param: the guard does not change what a job computes, so a new margin must not rerun
 # students that exist (Snakemake reruns a job whose params change).
 TEACHER_MARGIN = "none" if STUDY.teacher_margin is None else str(STUDY.teacher_margin)
@@ -90,7 +97,7 @@ GRID_RUNS = set(run_targets())
 
 def run_inputs(wildcards):
     target = paths.RUN_METRICS.format(results=R, **wildcards)
-    if target not in GRID_RUNS and not config["allow_off_grid"]:
+    if target not in GRID_RUNS and not STUDY.allow_off_grid:
         raise ValueError(f"{target} is not a run of this config (lr, seed, cell or student not in it); "
                          "set allow_off_grid: true to train it anyway")
     inputs = {
@@ -99,9 +106,25 @@ def run_inputs(wildcards):
         "student": paths.STUDENT_INIT.format(results=R, task=wildcards.task, student=wildcards.student),
         "logits": paths.LOGITS.format(results=R, task=wildcards.task, split="train"),
     }
-    if is_cached(STUDY, wildcards.task, wildcards.student, cell_of(wildcards)):
-        inputs["store"] = paths.STORE.format(results=R, split="train", **wildcards)
+    store = run_store(wildcards)
+    if store:
+        if target not in GRID_RUNS and store not in {row["path"] for row in store_targets(wildcards.task)}:
+            raise ValueError(f"{target}: its store {store} is not one the extraction of this config writes "
+                             "(its cell is not in the grid); add the cell to the config to train it cached")
+        # the store folder and manifest, not the store: a file inside the extract rule's directory output is
+        # refused as an input. Extraction rewrites both, so the run reruns (the folder by mtime: Snakemake
+        # skips a rewritten small file, such as the manifest, whose checksum is unchanged)
+        inputs["hsk_stores"] = paths.HSK_STORES.format(results=R, task=wildcards.task)
+        inputs["hsk_manifest"] = paths.HSK_MANIFEST.format(results=R, task=wildcards.task)
     return inputs
+
+
+def run_store(wildcards):
+    """The store of a cached run (its `--store`), or "" for a run without one."""
+    if not is_cached(STUDY, wildcards.task, wildcards.student, cell_of(wildcards)):
+        return ""
+    return paths.STORE.format(results=R, task=wildcards.task, student=wildcards.student, split="train",
+                              **paths.cell_wildcards(cell_of(wildcards)))
 
 
 def run_settings(wildcards):
@@ -113,12 +136,11 @@ def run_settings(wildcards):
         "cell": str(cell),
         "lr": float(wildcards.lr),
         "seed": int(wildcards.seed),
-        "stage1": task_study.raw["stage1"],
-        "stage2": task_study.raw["stage2"],
+        "stage1": dataclasses.asdict(task_study.stage1),
+        "stage2": dataclasses.asdict(task_study.stage2),
         "width_loss": STUDY.width_loss,
         "freeze_word_embeddings": STUDY.freeze_word_embeddings,
         "group_by_length": task_study.data.group_by_length,
-        "threads": STUDY.threads,
         "precision": STUDY.precision,
         "kd_mode": "cached" if is_cached(STUDY, wildcards.task, wildcards.student, cell) else "online",
         "protocol": STUDY.protocol.as_dict(),

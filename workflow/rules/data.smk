@@ -1,4 +1,4 @@
-if STUDY.raw["synthetic_data"]:
+if STUDY.synthetic_data:
 
     rule smoke_data:
         output:
@@ -10,6 +10,7 @@ if STUDY.raw["synthetic_data"]:
             "../../envs/hskd.yaml"
         log:
             f"{R}/logs/smoke_data.log",
+        localrule: True  # seconds of work: never a cluster job
         shell:
             "hskd make-smoke-data --out-dir {params.out:q} > {log:q} 2>&1"
 
@@ -31,6 +32,9 @@ rule prepare_data:
         "../../envs/hskd.yaml"
     log:
         f"{R}/logs/{{task}}/prepare_data.log",
+    # on the head node under a cluster executor: it reads the hub (compute nodes are often offline) and
+    # only tokenizes
+    localrule: True
     shell:
         "hskd prepare-data --task {wildcards.task} {params.glue_dir} --tokenizer {params.tokenizer:q}"
         " --max-seq-length {params.max_seq_length:q} --train-subset {params.train_subset:q}"

@@ -6,10 +6,12 @@ rule distill:
                                  length="{length}", width="{width}", lr="{lr}", seed="{seed}"),
     params:
         settings=run_settings,
-        store=lambda w, input: optional("--store", input.get("store", "")),
+        teacher_dir=teacher_dir,
+        store=lambda w: optional("--store", run_store(w)),
+    # not in the settings param: a new thread count must not rerun finished runs (as checkpoint_minutes)
     threads: STUDY.threads
     resources:
-        gpu=1 if STUDY.raw["gpu"] else 0,
+        gpu=1 if STUDY.gpu else 0,
         # a resource, not a param: how often a job saves its state does not change its result, so a new
         # value must not rerun finished jobs (Snakemake reruns a job whose params change)
         checkpoint_minutes=str(STUDY.checkpoint_minutes),
@@ -20,6 +22,6 @@ rule distill:
         f"lr={{lr}}/seed={{seed}}.log",
     shell:
         "hskd distill --settings {params.settings:q} --student-dir {input.student:q}"
-        " --teacher-dir \"$(dirname {input.weights:q})\" --train {input.train:q} --heldout {input.heldout:q}"
+        " --teacher-dir {params.teacher_dir:q} --train {input.train:q} --heldout {input.heldout:q}"
         " --dev {input.dev:q} --logits {input.logits:q} {params.store} --out {output:q}"
-        " --checkpoint-minutes {resources.checkpoint_minutes} > {log:q} 2>&1"
+        " --threads {threads} --checkpoint-minutes {resources.checkpoint_minutes} > {log:q} 2>&1"

@@ -1,33 +1,33 @@
 # One extraction job per task: a single teacher pass writes every cached store of every student.
-# (Rules are generated per task because the set of stores - a rule's outputs - depends on the task.)
-for _task in STUDY.tasks:
-    _targets = store_targets(_task)
-
-    rule:
-        name:
-            f"extract_{_task.replace('-', '_')}"
-        input:
-            **teacher_files(_task),
-            train=paths.DATA.format(results=R, task=_task, split="train"),
-        output:
-            stores=[target["path"] for target in _targets],
-            logits=paths.LOGITS.format(results=R, task=_task, split="train"),
-            manifest=paths.HSK_MANIFEST.format(results=R, task=_task),
-        params:
-            stores=as_json(_targets),
-            precision=STUDY.precision,
-            protocol=as_json(STUDY.protocol.as_dict()),
-        threads: STUDY.threads
-        resources:
-            gpu=1 if STUDY.raw["gpu"] else 0,
-            teacher_margin=TEACHER_MARGIN,
-        conda:
-            "../../envs/hskd.yaml"
-        log:
-            f"{R}/logs/{_task}/extract.log",
-        shell:
-            "hskd extract --teacher-dir \"$(dirname {input.weights:q})\" --train {input.train:q}"
-            " --stores {params.stores:q} --logits {output.logits:q} --manifest {output.manifest:q}"
-            " --threads {threads} --precision {params.precision:q} --protocol {params.protocol:q}"
-            " --teacher-margin {resources.teacher_margin}"
-            " > {log:q} 2>&1"
+# The stores are one directory output (their set depends on the task, and a rule's outputs cannot be a
+# function of its wildcards); which stores it holds is the `stores` param, so a cell added to the config
+# reruns extraction (Snakemake reruns a job whose params change), and Snakemake empties the folder first.
+rule extract:
+    input:
+        unpack(lambda w: teacher_files(w.task)),
+        train=paths.DATA.format(results=R, task="{task}", split="train"),
+    output:
+        stores=directory(paths.HSK_STORES.format(results=R, task="{task}")),
+        logits=paths.LOGITS.format(results=R, task="{task}", split="train"),
+        manifest=paths.HSK_MANIFEST.format(results=R, task="{task}"),
+    params:
+        teacher_dir=teacher_dir,
+        stores=lambda w: as_json(store_targets(w.task)),
+        precision=STUDY.precision,
+        protocol=as_json(STUDY.protocol.as_dict()),
+    threads: STUDY.threads
+    resources:
+        gpu=1 if STUDY.gpu else 0,
+        teacher_margin=TEACHER_MARGIN,
+    conda:
+        "../../envs/hskd.yaml"
+    log:
+        f"{R}/logs/{{task}}/extract.log",
+    shell:
+        "hskd extract --teacher-dir {params.teacher_dir:q} --train {input.train:q}"
+        " --stores {params.stores:q} --logits {output.logits:q} --manifest {output.manifest:q}"
+        " --threads {threads} --precision {params.precision:q} --protocol {params.protocol:q}"
+        " --teacher-margin {resources.teacher_margin}"
+        " > {log:q} 2>&1"
+        # the folder exists even when no cell of the task is cached (a directory output must)
+        " && mkdir -p {output.stores:q}"

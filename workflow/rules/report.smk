@@ -28,16 +28,17 @@ rule aggregate:
                                 caption="../report/dimension_tables.rst", category="Tables"),
         tables=[f"{R}/tables/{kind}.{ext}" for kind in ("depth", "length", "width", "joint") for ext in ("csv", "tex")],
     params:
-        select_on=STUDY.select_on,
-        value=STUDY.report_value,
-        margin=STUDY.report_margin,
-        alpha=STUDY.report_alpha,
+        select_on=STUDY.baselines.select_on,
+        value=STUDY.report.value,
+        margin=STUDY.report.margin,
+        alpha=STUDY.report.alpha,
         results=lambda w, output: os.path.dirname(os.path.dirname(output.runs)),
         out=lambda w, output: os.path.dirname(output.runs),
     conda:
         "../../envs/hskd.yaml"
     log:
         f"{R}/logs/aggregate.log",
+    localrule: True  # reads metrics.json files and writes tables: no cluster job
     shell:
         "hskd aggregate --results {params.results:q} --runs-from {input.run_list:q} --out {params.out:q}"
         " --select-on {params.select_on:q}"
@@ -59,11 +60,12 @@ rule plot:
     params:
         out=lambda w, output: os.path.dirname(output.joint[0]),
         tasks=STUDY.tasks,
-        fraction=STUDY.report_fraction,
+        fraction=STUDY.report.fraction,
     conda:
         "../../envs/hskd.yaml"
     log:
         f"{R}/logs/plot.log",
+    localrule: True
     shell:
         "hskd plot --summary {input.summary:q} --references {input.references:q} --out {params.out:q} --tasks {params.tasks:q}"
         " --fraction {params.fraction:q} > {log:q} 2>&1"

@@ -5,8 +5,9 @@ rule init_student:
     output:
         directory(paths.STUDENT_INIT.format(results=R, task="{task}", student="{student}")),
     params:
-        settings=lambda w: as_json({"name": w.student, **STUDY.raw["students"][w.student]}),
+        settings=lambda w: as_json(dataclasses.asdict(STUDY.students[w.student])),
         seed=lambda w: STUDY.for_task(w.task).teacher.seed,
+        teacher_dir=teacher_dir,
     threads: STUDY.threads
     resources:
         teacher_margin=TEACHER_MARGIN,
@@ -16,5 +17,5 @@ rule init_student:
         f"{R}/logs/{{task}}/init_student_{{student}}.log",
     shell:
         "hskd init-student --task {wildcards.task} --settings {params.settings:q}"
-        " --teacher-dir \"$(dirname {input.weights:q})\" --train {input.train:q} --out-dir {output:q}"
+        " --teacher-dir {params.teacher_dir:q} --train {input.train:q} --out-dir {output:q}"
         " --seed {params.seed:q} --threads {threads} --teacher-margin {resources.teacher_margin} > {log:q} 2>&1"

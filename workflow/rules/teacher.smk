@@ -8,12 +8,12 @@ rule finetune_teacher:
         metrics=paths.TEACHER_METRICS.format(results=R, task="{task}"),
     params:
         precision=STUDY.precision,
-        settings=lambda w: as_json(STUDY.for_task(w.task).raw["teacher"]),
+        settings=lambda w: as_json(dataclasses.asdict(STUDY.for_task(w.task).teacher)),
         group=lambda w: "--group-by-length" if STUDY.for_task(w.task).data.group_by_length else "--no-group-by-length",
         out_dir=lambda w, output: os.path.dirname(output.metrics),
     threads: STUDY.threads
     resources:
-        gpu=1 if STUDY.raw["gpu"] else 0,
+        gpu=1 if STUDY.gpu else 0,
         # a resource, not a param: how often a job saves its state does not change its result, so a new
         # value must not rerun finished jobs (Snakemake reruns a job whose params change)
         checkpoint_minutes=str(STUDY.checkpoint_minutes),
