@@ -16,9 +16,12 @@ from hskd.config import (
     DataConfig,
     DepthSweep,
     GridConfig,
+    HubConfig,
     JointConfig,
     LengthSweep,
     ReportConfig,
+    ResourcesConfig,
+    RuleResources,
     Shape,
     StageConfig,
     StudentConfig,
@@ -215,6 +218,9 @@ def test_each_config_dataclass_has_the_keys_of_its_schema_section():
         (_schema_keys(grid["joint"]), _fields(JointConfig)),
         (_schema_keys(top["baselines"]), _fields(BaselinesConfig)),
         (_schema_keys(top["report"]), _fields(ReportConfig)),
+        (_schema_keys(top["resources"]), _fields(ResourcesConfig)),
+        (_schema_keys(definitions["rule_resources"]), _fields(RuleResources)),
+        (_schema_keys(top["hub"]), _fields(HubConfig)),
     ]
     for schema_keys, field_names in pairs:
         assert schema_keys == field_names

@@ -142,3 +142,16 @@ def test_a_cached_run_depends_on_its_tasks_extraction_and_reads_its_store(workdi
     # a prediction-only run reads no store
     baseline, _ = distill_job(workdir, ON_GRID.replace("depth=top2-1", "depth=none"))
     assert " --store " not in baseline["shell"] and not {manifest, stores} & set(baseline["input"])
+
+
+def test_the_resources_section_sizes_each_cluster_rule(workdir):
+    overlay = workdir / "resources.yaml"
+    overlay.write_text("resources:\n  distill: {mem_mb: 1234, runtime: 7}\n  init_student: {mem_mb: 99, runtime: 3}\n")
+    result = subprocess.run(["snakemake", "-n", "all", "--configfile", "workflow/configs/smoke.yaml", str(overlay)],
+                            cwd=workdir, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    sized = {(job["rule"], item) for job in planned_jobs(result.stdout) for item in job["resources"]
+             if item.startswith(("mem_mb=", "runtime="))}  # fmt: skip
+    assert sized == {("distill", "mem_mb=1234"), ("distill", "runtime=7"), ("init_student", "mem_mb=99"),
+                     ("init_student", "runtime=3"), ("extract", "mem_mb=8000"), ("extract", "runtime=240"),
+                     ("finetune_teacher", "mem_mb=8000"), ("finetune_teacher", "runtime=240")}  # fmt: skip

@@ -141,6 +141,26 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class RuleResources:
+    mem_mb: int
+    runtime: int
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    finetune_teacher: RuleResources
+    init_student: RuleResources
+    extract: RuleResources
+    distill: RuleResources
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    cache_dir: str | None
+    offline: bool
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """The study; `protocol` is resolved from the schema's `protocol` and `protocol_choices`, and `by_task` is
     applied: `for_task` gives the study as a task sees it."""
@@ -160,6 +180,8 @@ class StudyConfig:
     width_loss: str
     freeze_word_embeddings: bool
     allow_off_grid: bool
+    resources: ResourcesConfig
+    hub: HubConfig
     protocol: Protocol
     data: DataConfig
     teacher: TeacherConfig

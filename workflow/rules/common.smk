@@ -31,6 +31,14 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
+def cluster_resources(rule_name):
+    """`mem_mb` and `runtime` of a rule from the config's `resources` section, scaled by the attempt (a retry
+    after running out of memory or time gets more); `--set-resources` overrides them."""
+    section = getattr(STUDY.resources, rule_name)
+    return {"mem_mb": lambda w, attempt: section.mem_mb * attempt,
+            "runtime": lambda w, attempt: section.runtime * attempt}  # fmt: skip
+
+
 def as_json(value):
     return json.dumps(value, sort_keys=True)
 

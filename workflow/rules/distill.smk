@@ -11,6 +11,7 @@ rule distill:
     # not in the settings param: a new thread count must not rerun finished runs (as checkpoint_minutes)
     threads: STUDY.threads
     resources:
+        **cluster_resources("distill"),
         gpu=1 if STUDY.gpu else 0,
         # a resource, not a param: how often a job saves its state does not change its result, so a new
         # value must not rerun finished jobs (Snakemake reruns a job whose params change)

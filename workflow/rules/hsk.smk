@@ -17,6 +17,7 @@ rule extract:
         protocol=as_json(STUDY.protocol.as_dict()),
     threads: STUDY.threads
     resources:
+        **cluster_resources("extract"),
         gpu=1 if STUDY.gpu else 0,
         teacher_margin=TEACHER_MARGIN,
     conda:

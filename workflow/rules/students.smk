@@ -10,6 +10,7 @@ rule init_student:
         teacher_dir=teacher_dir,
     threads: STUDY.threads
     resources:
+        **cluster_resources("init_student"),
         teacher_margin=TEACHER_MARGIN,
     conda:
         "../../envs/hskd.yaml"

@@ -13,6 +13,7 @@ rule finetune_teacher:
         out_dir=lambda w, output: os.path.dirname(output.metrics),
     threads: STUDY.threads
     resources:
+        **cluster_resources("finetune_teacher"),
         gpu=1 if STUDY.gpu else 0,
         # a resource, not a param: how often a job saves its state does not change its result, so a new
         # value must not rerun finished jobs (Snakemake reruns a job whose params change)
