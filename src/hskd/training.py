@@ -20,6 +20,7 @@ from transformers import get_constant_schedule_with_warmup, get_linear_schedule_
 from hskd import metrics
 from hskd.config import PRECISIONS
 from hskd.data import TokenizedSplit
+from hskd.gpu import claim_gpu
 from hskd.resume import Checkpoint, rng_state, set_rng_state
 
 # The autocast dtype of this process (None = plain fp32), chosen once per job by `setup_runtime`.
@@ -36,8 +37,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def setup_runtime(threads: int, seed: int, precision: str = "auto") -> torch.device:
-    """Seed every RNG, set CPU threads, pick CUDA when present (and pin GPU order), and set the precision
-    `autocast` uses from now on."""
+    """Seed every RNG, set CPU threads, pick CUDA when present (one GPU per job, `hskd.gpu`), and set the
+    precision `autocast` uses from now on."""
     global _autocast_dtype
     torch.set_num_threads(threads)
     seed_all(seed)
@@ -45,7 +46,10 @@ def setup_runtime(threads: int, seed: int, precision: str = "auto") -> torch.dev
     # Deterministic mode also NaN-fills every new tensor (a debug aid against reading uninitialised memory);
     # that costs a tenth of a CPU training step, and no kernel here reads memory it did not write.
     torch.utils.deterministic.fill_uninitialized_memory = False
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device("cpu")
+    if torch.cuda.is_available():
+        device = torch.device("cuda", claim_gpu(torch.cuda.device_count()))
+        torch.cuda.set_device(device)
     _autocast_dtype = autocast_dtype(precision, device)
     return device
 
