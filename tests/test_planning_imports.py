@@ -12,7 +12,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers")
-PLANNING_MODULES = ("hskd.config", "hskd.grid", "hskd.paths", "hskd.protocol", "hskd.glue", "hskd.results")
+PLANNING_MODULES = (
+    "hskd.config",
+    "hskd.grid",
+    "hskd.paths",
+    "hskd.protocol",
+    "hskd.glue",
+    "hskd.results",
+    "hskd.download",
+)
 
 
 def heavy_modules_after(code: str) -> list[str]:

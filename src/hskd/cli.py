@@ -182,6 +182,17 @@ def cmd_plot(args) -> None:
     print(f"wrote {len(written)} figure files to {args.out}")
 
 
+def cmd_download(args) -> None:
+    from hskd.download import DownloadError, download
+
+    try:
+        manifest = download(args.models, args.glue_tasks, args.out)
+    except (DownloadError, ValueError) as err:  # ValueError: an unknown task, before anything is fetched
+        sys.exit(f"hskd download: error: {err}")
+    print(f"download: {len(manifest['models'])} models, {len(manifest['glue_tasks'])} GLUE tasks in "
+          f"{manifest['hf_home']} ({manifest['seconds']:.0f} s)")  # fmt: skip
+
+
 def cmd_bench(args) -> None:
     from hskd.bench import main as bench_main
 
@@ -308,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", choices=["real", "nominal"], default="real",
                    help="x-axis of the fraction figures: share of the real tokens' HSK, or padding counted")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("download", help="fetch hub models and GLUE tasks into the hub cache (HF_HOME) for offline jobs")
+    p.add_argument("--models", nargs="*", default=[], help="hub model ids (config, tokenizer and weights)")
+    p.add_argument("--glue-tasks", nargs="*", default=[], help="GLUE tasks read from the hub (all splits)")
+    p.add_argument("--out", required=True, help="the manifest (JSON) written once everything is in the cache")
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("bench", help="speed: teacher online vs cached HSK vs student alone")
     p.add_argument("--quick", action="store_true")

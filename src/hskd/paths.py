@@ -21,6 +21,11 @@ STORE = HSK_STORES + "/{student}/" + CELL + "/{split}.safetensors"
 RUN_DIR = "{results}/{task}/runs/{student}/" + CELL + "/lr={lr}/seed={seed}"
 RUN_METRICS = RUN_DIR + "/metrics.json"
 BENCH = "{results}/bench"
+# hub.offline: one manifest per hub model and GLUE task in the hub cache (what a job that reads it waits for),
+# and the download rule's, of every model and task of the study
+HUB_MODEL = "{results}/hub/models/{model}.json"
+HUB_GLUE = "{results}/hub/glue/{task}.json"
+HUB_DOWNLOAD = "{results}/hub/download.json"
 
 
 def format_lr(lr: float) -> str:

@@ -1,6 +1,7 @@
 # Config validation and the small input functions the rules use. All logic lives in the hskd package.
 import dataclasses
 import json
+import os
 import shlex
 import sys
 
@@ -9,6 +10,8 @@ from hskd.config import ConfigError, load as load_study
 from hskd.grid import cached_cells, is_cached, runs
 from hskd.cells import parse_cell
 from hskd.config import student_layer_count
+from hskd.download import HUB_ID_PATTERN, glue_from_hub, hub_downloads, hub_environment, write_merged
+from hskd.download import student_hub_model, teacher_hub_model
 from hskd.glue import get_task
 from hskd.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
 
@@ -18,6 +21,11 @@ except ConfigError as err:
     sys.exit(f"hskd config error: {err}")
 
 R = STUDY.results_dir
+
+# The hub cache and offline switches of every job (`hub` section): local jobs inherit this process's environment,
+# the SLURM plugin submits with --export=ALL, and each job re-parses this file anyway.
+os.environ.update(hub_environment(STUDY.hub))
+HUB_MODELS, HUB_GLUE_TASKS = hub_downloads(STUDY)
 
 
 wildcard_constraints:
@@ -54,6 +62,15 @@ def write_run_list(runs, path, log):
 
     write_text("".join(f"{run}\n" for run in runs), path)
     write_text(f"{len(runs)} runs listed in {path}\n", log)
+
+
+def write_hub_manifest(manifests, path, log):
+    """The download rule's manifest: the per-model and per-task manifests in one file, written atomically."""
+    from hskd.results import write_text
+
+    merged = write_merged(manifests, path)
+    write_text(f"{len(merged['models'])} models and {len(merged['glue_tasks'])} GLUE tasks in {merged['hf_home']}: "
+               f"{path}\n", log)  # fmt: skip
 
 
 def run_targets():
@@ -160,3 +177,27 @@ def glue_inputs(wildcards):
         return []
     folder = f"{STUDY.glue_dir}/{wildcards.task}"
     return [f"{folder}/train.tsv", f"{folder}/{get_task(wildcards.task).dev_file}"]
+
+
+def hub_inputs(models=(), task=None):
+    """With `hub.offline`, the download manifests of these hub models (None: not from the hub) and of the task's
+    GLUE data (when read from the hub): the job reads them from the hub cache only, so it waits for them. Else
+    nothing, and an online study's DAG is unchanged. `ancient`: fetching again (a moved cache) reruns no job."""
+    if not STUDY.hub.offline:
+        return []
+    items = [paths.HUB_MODEL.format(results=R, model=model) for model in models if model]
+    if task is not None and glue_from_hub(STUDY):
+        items.append(paths.HUB_GLUE.format(results=R, task=task))
+    return [ancient(item) for item in items]
+
+
+def hub_data_inputs(wildcards):
+    return hub_inputs([teacher_hub_model(STUDY)], wildcards.task)  # the tokenizer, GLUE
+
+
+def hub_teacher_inputs(wildcards):
+    return hub_inputs([teacher_hub_model(STUDY)])  # weights (none with random_init) and tokenizer
+
+
+def hub_student_inputs(wildcards):
+    return hub_inputs([student_hub_model(STUDY.students[wildcards.student])])

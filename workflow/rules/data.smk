@@ -18,6 +18,7 @@ if STUDY.synthetic_data:
 rule prepare_data:
     input:
         glue_inputs,
+        hub=hub_data_inputs,  # hub.offline: the tokenizer's and GLUE's downloads
     output:
         **{split: paths.DATA.format(results=R, task="{task}", split=split) for split in ("train", "heldout", "dev")},
     params:

@@ -2,6 +2,7 @@ rule init_student:
     input:
         unpack(lambda w: teacher_files(w.task)),
         train=paths.DATA.format(results=R, task="{task}", split="train"),
+        hub=hub_student_inputs,  # hub.offline: a pretrained student model's download
     output:
         directory(paths.STUDENT_INIT.format(results=R, task="{task}", student="{student}")),
     params:

@@ -2,6 +2,7 @@ rule finetune_teacher:
     input:
         train=paths.DATA.format(results=R, task="{task}", split="train"),
         dev=paths.DATA.format(results=R, task="{task}", split="dev"),
+        hub=hub_teacher_inputs,  # hub.offline: the teacher model's download
     output:
         weights=paths.TEACHER_WEIGHTS.format(results=R, task="{task}"),
         config=paths.TEACHER_CONFIG.format(results=R, task="{task}"),
