@@ -84,6 +84,9 @@ def test_a_random_tokens_cell_parses_and_is_sized_per_example():
     # positions of 2 of 6 tokens cost log2 C(6, 2) = log2 15 bits, as for attention-ranked tokens
     left = store_bytes_lower_bound(parse_cell("depth=all-top2/length=left-2/width=all"), 2, 4, 6)
     assert store_bytes_lower_bound(cell, 2, 4, 6) == pytest.approx(left + 3.9068906 / 8)
+    for scheme in ("attention", "attention_nosep"):  # ranked per example as well
+        ranked = parse_cell(f"depth=all-top2/length={scheme}-2/width=all")
+        assert store_bytes_lower_bound(ranked, 2, 4, 6) == store_bytes_lower_bound(cell, 2, 4, 6)
 
 
 def test_a_random_tokens_sweep_plans(tmp_path):

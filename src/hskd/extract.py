@@ -18,7 +18,7 @@ from hskd.io import link_atomic, write_json_atomic
 from hskd.models import load_tokenizer
 from hskd.protocol import PRESETS, Protocol
 from hskd.store import HSKStoreWriter, file_sha256, save_logits
-from hskd.strategies import LENGTH_SEED, WIDTH_SEED
+from hskd.strategies import WIDTH_SEED
 from hskd.teacher import TeacherPass, load_teacher, teacher_fingerprint, teacher_pass
 from hskd.training import setup_runtime, to_device
 
@@ -70,7 +70,7 @@ def store_writer(
         kept_entries=kept_values_per_layer(cell, tokens, hidden_size) if magnitude else None,
         teacher_sha256=teacher_sha,
         data_sha256=data_sha,
-        extra_metadata={"width_seed": str(WIDTH_SEED), "length_seed": str(LENGTH_SEED), **protocol.store_metadata()},
+        extra_metadata={"width_seed": str(WIDTH_SEED), **protocol.store_metadata()},
         per_layer_tokens=per_layer_tokens(cell, protocol),
     )
 

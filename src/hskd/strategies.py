@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     import torch
 
-# Seeded strategies draw from generators with these seeds: every run of a cell, and its store, see the
-# same picks.
+# Static width strategies draw from a generator with this seed: every run of a cell, and its store, see the
+# same dims.
 WIDTH_SEED = 0
-LENGTH_SEED = 0
 
 
 # --------------------------------------------------------------------------------------------- length
@@ -72,14 +71,15 @@ def _cls_attention(inputs: TokenInputs) -> torch.Tensor:
 
 
 def _seeded_uniform(inputs: TokenInputs) -> torch.Tensor:
-    """One uniform draw per position from a CPU generator seeded with (LENGTH_SEED, example id): the same
-    picks for an example whichever batch, padding or device it comes in (offline, online, on resume), since
-    the first n of torch.rand(m) are torch.rand(n) (tests/test_strategies.py)."""
+    """One uniform draw per position from a CPU generator seeded with the example's id: the same picks for an
+    example whichever batch, padding or device it comes in (offline, online, on resume), since the first n
+    of torch.rand(m) are torch.rand(n) (tests/test_strategies.py). The id alone is the seed: torch keeps
+    only a seed's low 32 bits, so no second seed can be packed above it."""
     import torch
 
     length = inputs.input_ids.shape[1]
     rows = [
-        torch.rand(length, generator=torch.Generator().manual_seed((LENGTH_SEED << 32) + example))
+        torch.rand(length, generator=torch.Generator().manual_seed(example))
         for example in inputs.example_ids.tolist()
     ]
     return torch.stack(rows).to(inputs.input_ids.device)
@@ -99,7 +99,8 @@ LENGTH_STRATEGIES: dict[str, LengthStrategy] = {
         ),  # fmt: skip
         LengthStrategy("cls", "the [CLS] token only (k = 1)", _leftmost, fixed_keep=1),
         LengthStrategy(
-            "random", "k real tokens drawn per example with a fixed seed (the same in every run and store)",
+            "random",
+            "k real tokens drawn per example, seeded by its index in the split (the same in every run and store)",
             _seeded_uniform, needs_example_ids=True, per_example=True,
         ),  # fmt: skip
     )
