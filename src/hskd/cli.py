@@ -44,13 +44,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _run_settings(settings: dict, threads: int | None = None):
-    """RunSettings from the --settings JSON; `threads` (--threads) over its `threads` key, if it has one (the
-    workflow passes none: a thread count is no setting of a run's result, so no rule param)."""
+def _run_settings(settings: dict, threads: int):
+    """RunSettings from the --settings JSON and --threads (a thread count is no setting of a run's result, so
+    the workflow keeps it out of the settings param)."""
     from hskd.cells import parse_cell
     from hskd.distill import RunSettings
 
-    threads = threads if threads is not None else settings.get("threads", 1)
     run_settings = typed(RunSettings, {**settings, "threads": threads})
     parse_cell(run_settings.cell)
     protocol_from_dict(run_settings.protocol)
@@ -282,8 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("student-dir", "teacher-dir", "train", "heldout", "dev", "logits", "out"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--store", default="", help="HSK store (cached mode)")
-    p.add_argument("--threads", type=_positive_int, default=None,
-                   help="CPU threads (default: the `threads` of --settings, else 1)")
+    p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads")
     _add_checkpoint_minutes(p)
     p.set_defaults(func=cmd_distill)
 
