@@ -155,3 +155,19 @@ def test_the_resources_section_sizes_each_cluster_rule(workdir):
     assert sized == {("distill", "mem_mb=1234"), ("distill", "runtime=7"), ("init_student", "mem_mb=99"),
                      ("init_student", "runtime=3"), ("extract", "mem_mb=8000"), ("extract", "runtime=240"),
                      ("finetune_teacher", "mem_mb=8000"), ("finetune_teacher", "runtime=240")}  # fmt: skip
+
+
+def test_paper_joint_runs_and_stores_rank_tokens_by_the_joint_choice(workdir):
+    joint = ON_GRID.replace("depth=top2-1/length=all/width=all",
+                            "depth=top2-1/length=attention_nosep-2/width=magnitude-0.5")  # fmt: skip
+    sweep = ON_GRID.replace("depth=top2-1/length=all", "depth=all-top2/length=attention-2")
+    rankings = {}
+    for name, target in (("joint", joint), ("sweep", sweep)):
+        job, jobs = distill_job(workdir, target, "--config", "protocol=paper")
+        settings = json.loads(shlex.split(job["shell"].split("--settings ")[1])[0])
+        rankings[name] = settings["protocol"]["token_ranking"]
+        [extract] = [other for other in jobs if other["rule"] == "extract"]
+        stores = json.loads(shlex.split(extract["shell"].split(" --stores ")[1])[0])
+    assert rankings == {"joint": "uniform_layer", "sweep": "mapped_layer"}
+    joint_cells = {row["cell"] for row in stores if row["joint"]}
+    assert joint_cells == {"depth=top2-1/length=attention_nosep-2/width=magnitude-0.5"}

@@ -258,6 +258,54 @@ def test_each_distilled_layer_ranks_tokens_by_the_attention_of_the_layer_that_pr
     assert torch.equal(mapped.target[0, 2], hidden[2, 0, [3, 4]])  # state 2's values at its own tokens
 
 
+@pytest.mark.parametrize(
+    ("depth", "ranking", "expected"),
+    [
+        # 12-layer teacher, 4-layer student. top8: layer_map(4, 8) = [0, 2, 4, 6, 8]; the paper's
+        # --att_ttop12 rows [0] + [3i + 2 for i < 4] = [0, 2, 5, 8, 11] (0-based) = layers [1, 3, 6, 9, 12]
+        ("top8-2", "last_layer", [12, 12]),
+        ("top8-2", "mapped_layer", [6, 8]),
+        ("top8-2", "uniform_layer", [9, 12]),
+        ("all-top8", "mapped_layer", [1, 2, 4, 6, 8]),  # the embeddings (state 0) take layer 1's
+        ("all-top8", "uniform_layer", [1, 3, 6, 9, 12]),
+    ],
+)
+def test_the_teacher_layer_that_ranks_each_distilled_layers_tokens(depth, ranking, expected):
+    cell = parse_cell(f"depth={depth}/length=attention-10/width=all")
+    assert cell.ranking_layers(4, 12, ranking) == expected
+
+
+def test_uniform_ranking_picks_each_layers_tokens_by_the_layer_of_the_full_depth_map():
+    from hskd.compression import compress_batch
+
+    ids, mask = torch.tensor([[101, 5, 6, 7, 102]]), torch.ones(1, 5, dtype=torch.long)
+    # [CLS] rows of teacher layers 1..4: top 2 = {1, 2}, {3, 4}, {2, 3}, {1, 4}
+    layer_attention = torch.tensor([[[0.0, 0.5, 0.4, 0.05, 0.05]],
+                                    [[0.0, 0.05, 0.05, 0.4, 0.5]],
+                                    [[0.0, 0.05, 0.5, 0.4, 0.05]],
+                                    [[0.0, 0.5, 0.05, 0.05, 0.4]]])  # fmt: skip
+    hidden = torch.arange(5 * 5 * 2, dtype=torch.float).view(5, 1, 5, 2)  # teacher states 0..4
+    # 2-layer student, its top layer mapped onto the top 2 of 4 teacher layers: teacher state 2, made by
+    # layer 2; a uniform map over all 4 layers gives student layer 2 teacher layer 4
+    cell = parse_cell("depth=top2-1/length=attention-2/width=all")
+    mapped = compress_batch(cell, hidden, layer_attention[-1], ids, mask, 102, 2, layer_attention=layer_attention,
+                            ranking_layers=cell.ranking_layers(2, 4, "mapped_layer"))  # fmt: skip
+    uniform = compress_batch(cell, hidden, layer_attention[-1], ids, mask, 102, 2, layer_attention=layer_attention,
+                             ranking_layers=cell.ranking_layers(2, 4, "uniform_layer"))  # fmt: skip
+    assert mapped.token_index.tolist() == [[[3, 4]]]
+    assert uniform.token_index.tolist() == [[[1, 4]]]
+    assert torch.equal(uniform.target[0, 0], hidden[2, 0, [1, 4]])  # teacher state 2 at layer 4's tokens
+
+
+def test_joint_cells_rank_tokens_by_the_joint_choice():
+    assert (PAPER.token_ranking, PAPER.joint_token_ranking) == ("mapped_layer", "uniform_layer")
+    assert PAPER.for_cell(joint=True).token_ranking == "uniform_layer"
+    assert PAPER.for_cell(joint=False) == PAPER
+    hskd = PRESETS["hskd"]
+    assert hskd.for_cell(joint=True).token_ranking == hskd.for_cell(joint=False).token_ranking == "last_layer"
+    assert not hskd.per_layer_tokens and PAPER.for_cell(joint=True).per_layer_tokens
+
+
 def test_logit_scores_rank_like_the_mean_of_pre_softmax_scores():
     from hskd.teacher import cls_attention_rows
 
@@ -348,3 +396,28 @@ def test_paper_extraction_and_online_distillation_rank_tokens_per_layer_alike(ti
     cell = parse_cell(ATTENTION_CELL)
     losses = [stage1_loss(student, batch, hsk, "paper", padding_counts=True, cell=cell) for hsk in (cached, online)]
     torch.testing.assert_close(losses[0], losses[1], rtol=2e-3, atol=1e-5)
+
+
+def test_extraction_ranks_a_joint_cells_tokens_by_the_joint_choice(tiny_task, tmp_path):
+    from hskd.data import TokenizedSplit
+    from hskd.teacher import load_teacher, teacher_pass
+
+    # a 1-layer student on the 2-layer tiny teacher's top layer (top1 map: teacher state 1, made by layer 1);
+    # a uniform map over both teacher layers gives the student's layer 1 teacher layer 2
+    cell = parse_cell("depth=top1-1/length=attention-3/width=all")
+    sweep, joint = (StoreTarget("s", 1, cell, str(tmp_path / f"{name}.st"), is_joint) for name, is_joint in
+                    (("sweep", False), ("joint", True)))  # fmt: skip
+    extract(tiny_task["teacher"], tiny_task["train"], [sweep, joint], str(tmp_path / "l.st"), str(tmp_path / "m.json"),
+            threads=1, protocol=PAPER)  # fmt: skip
+    train = TokenizedSplit.load(tiny_task["train"])
+    index = torch.arange(8)
+    batch = train.batch(index, pad_to=train.max_seq_length)
+    rows = teacher_pass(load_teacher(tiny_task["teacher"], torch.device("cpu"), attentions=True), batch,
+                        train.max_seq_length, True, "logit").layer_attention  # fmt: skip
+    for target, layer in ((sweep, 1), (joint, 2)):
+        store = HSKStore(target.path)
+        assert store.metadata["token_ranking"] == ("uniform_layer" if target.joint else "mapped_layer")
+        tokens = store.batch(index).token_index[:, 0]  # [B, K]: the one distilled layer's tokens
+        expected = rows[layer - 1].topk(3, dim=1).indices
+        assert [sorted(row) for row in tokens.tolist()] == [sorted(row) for row in expected.tolist()]
+    assert not torch.equal(rows[0].topk(3, dim=1).indices.sort(1).values, rows[1].topk(3, dim=1).indices.sort(1).values)

@@ -202,6 +202,21 @@ class Cell:
         mapping = layer_map(student_layers, self.depth.map_top)
         return [mapping[layer] for layer in self.student_layers(student_layers)]
 
+    def ranking_layers(self, student_layers: int, teacher_layers: int, token_ranking: str) -> list[int]:
+        """Per distilled layer, the teacher layer (1..Lt) whose [CLS] attention ranks its tokens: the last
+        (``last_layer``); the layer that produced its teacher hidden state (``mapped_layer``; the embeddings
+        take layer 1's); or the layer that a uniform map over all Lt teacher layers gives its student layer
+        (``uniform_layer``: the paper's `--att_ttop12`, whose code needs Lt divisible by Ls, where layer_map
+        gives s * Lt / Ls)."""
+        if token_ranking == "last_layer":
+            return [teacher_layers] * len(self.student_layers(student_layers))
+        if token_ranking == "mapped_layer":
+            return [max(layer, 1) for layer in self.teacher_layers(student_layers)]
+        if token_ranking == "uniform_layer":
+            mapping = layer_map(student_layers, teacher_layers)
+            return [max(mapping[layer], 1) for layer in self.student_layers(student_layers)]
+        raise ValueError(f"token_ranking: {token_ranking!r} is not one of last_layer, mapped_layer, uniform_layer")
+
     def num_tokens(self, max_seq_length: int) -> int:
         """Tokens kept per example: k, or max_seq_length for length=all."""
         return max_seq_length if self.length.keep is None else self.length.keep

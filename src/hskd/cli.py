@@ -62,7 +62,8 @@ def _store_targets(rows: list) -> list:
     from hskd.cells import parse_cell
     from hskd.extract import StoreTarget
 
-    return [StoreTarget(row["student"], row["student_layers"], parse_cell(row["cell"]), row["path"]) for row in rows]
+    return [StoreTarget(row["student"], row["student_layers"], parse_cell(row["cell"]), row["path"], row["joint"])
+            for row in rows]  # fmt: skip
 
 
 def cmd_make_smoke_data(args) -> None:

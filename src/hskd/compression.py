@@ -188,14 +188,16 @@ def compress_batch(
     sep_below_padding: bool = False,
     layer_attention: torch.Tensor | None = None,
     example_ids: torch.Tensor | None = None,
+    ranking_layers: Sequence[int] | None = None,
 ) -> HSKBatch:
     """Compress one teacher forward pass for `cell` (any cell but depth=none).
 
     `hidden_states`: the teacher's Lt + 1 tensors [B, T, D] (or one stacked [Lt + 1, B, T, D]).
     Attention schemes rank tokens by `cls_attention` [B, T] for every distilled layer, or, given
-    `layer_attention` [Lt, B, T] (every teacher layer's [CLS] row), each distilled teacher hidden state t by
-    the attention of the layer that produced it (layer max(t, 1), as the paper's length sweeps do): the
-    token index is then [B, L, K], one token set per distilled layer.
+    `layer_attention` [Lt, B, T] (every teacher layer's [CLS] row), each distilled layer by the attention of
+    its entry of `ranking_layers` (teacher layers 1..Lt, `Cell.ranking_layers`; by default the layer that
+    produced its teacher hidden state t, max(t, 1), as the paper's length sweeps do): the token index is
+    then [B, L, K], one token set per distilled layer.
     Per-example seeded length schemes (``random``) need `example_ids` [B] (indices in the split), so an
     example gets the same tokens in any batch.
     Static width schemes draw their dims with `width_seed`, so every batch keeps the same dims;
@@ -215,7 +217,8 @@ def compress_batch(
     if cell.length.scheme is None:
         token_index = torch.arange(length, device=input_ids.device).expand(batch, length)
     elif layer_attention is not None and cell.length.needs_attention:
-        token_index = torch.stack([select(layer_attention[max(index, 1) - 1]) for index in teacher], dim=1)
+        ranking = ranking_layers or cell.ranking_layers(student_layers, len(hidden_states) - 1, "mapped_layer")
+        token_index = torch.stack([select(layer_attention[layer - 1]) for layer in ranking], dim=1)
     else:
         token_index = select(cls_attention)
     layers = torch.stack([hidden_states[index] for index in teacher], dim=1)  # [B, L, T, D]

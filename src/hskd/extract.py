@@ -27,22 +27,25 @@ EXTRACT_BATCH_SIZE = 64
 
 @dataclass(frozen=True)
 class StoreTarget:
-    """One store to write: a cell of a student (with Ls layers) and its output path."""
+    """One store to write: a cell of a student (with Ls layers) and its output path; `joint` = a cell of
+    grid.joint (its tokens are ranked by the protocol's `joint_token_ranking`)."""
 
     student: str
     student_layers: int
     cell: Cell
     path: str
+    joint: bool = False
 
     @property
-    def content_key(self) -> tuple[str, int]:
-        """Stores with equal keys hold identical bytes: the cell and the student depth fix every tensor."""
-        return str(self.cell), self.student_layers
+    def content_key(self) -> tuple[str, int, bool]:
+        """Stores with equal keys hold identical bytes: the cell, the student depth and the cell's token
+        ranking fix every tensor."""
+        return str(self.cell), self.student_layers, self.joint
 
 
-def unique_targets(targets: list[StoreTarget]) -> dict[tuple[str, int], StoreTarget]:
+def unique_targets(targets: list[StoreTarget]) -> dict[tuple[str, int, bool], StoreTarget]:
     """The first target of each content key: the one store written for every student that shares it."""
-    first: dict[tuple[str, int], StoreTarget] = {}
+    first: dict[tuple[str, int, bool], StoreTarget] = {}
     for target in targets:
         first.setdefault(target.content_key, target)
     return first
@@ -91,6 +94,7 @@ def compress_pass(
         student_layers, width_seed=WIDTH_SEED, sep_below_padding=protocol.sep_below_padding,
         layer_attention=result.layer_attention if protocol.per_layer_tokens else None,
         example_ids=example_ids,
+        ranking_layers=cell.ranking_layers(student_layers, len(result.hidden_states) - 1, protocol.token_ranking),
     )  # fmt: skip
 
 
@@ -122,7 +126,8 @@ def extract(
     pad_to = train.max_seq_length if protocol.pads_to_max else None
     with ExitStack() as stack:  # every store is renamed into place only if the whole pass succeeds
         writers = {
-            key: stack.enter_context(store_writer(target, train, hidden_size, teacher_sha, data_sha, protocol))
+            key: stack.enter_context(store_writer(target, train, hidden_size, teacher_sha, data_sha,
+                                                  protocol.for_cell(target.joint)))
             for key, target in written.items()
         }
         for start in tqdm(range(0, len(train), EXTRACT_BATCH_SIZE), desc="extract", mininterval=10):
@@ -134,7 +139,8 @@ def extract(
             lengths = result.attention_mask.sum(1)
             for key, writer in writers.items():
                 target = written[key]
-                hsk = compress_pass(target.cell, result, sep_token_id, target.student_layers, index, protocol)
+                hsk = compress_pass(target.cell, result, sep_token_id, target.student_layers, index,
+                                    protocol.for_cell(target.joint))
                 writer.write(start, hsk)
                 real[key][index] = real_fraction(hsk.keep_mask, hsk.token_index, lengths, len(hsk.student_layers),
                                                  target.student_layers + 1).cpu()  # fmt: skip
@@ -155,7 +161,7 @@ def extract(
         "stores": [
             {
                 **manifest_row(target, writers[target.content_key], len(train), hidden_size, train.max_seq_length,
-                               protocol),  # fmt: skip
+                               protocol.for_cell(target.joint)),  # fmt: skip
                 # magnitude_batch: the full width stored (its mask is drawn per training batch; runs report it)
                 "hsk_fraction_real": round(float(real[target.content_key].mean()), 6),
                 "same_file_as": None if target == written[target.content_key] else written[target.content_key].path,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from hskd import paths
 from hskd.cells import Cell, expand_joint, parse_cell
 from hskd.config import StudyConfig, student_layer_count, teacher_shape
+from hskd.protocol import Protocol
 
 # Training-set sizes of GLUE, for sizing caches before any data is read.
 GLUE_TRAIN_SIZES = {
@@ -77,6 +78,15 @@ def joint_cells(study: StudyConfig) -> list[Cell]:
     joint = study.grid.joint
     schemes = {"depth": joint.depth, "length": joint.length, "width": joint.width}
     return [expand_joint(name, schemes) for name in joint.configs]
+
+
+def is_joint(study: StudyConfig, cell: Cell) -> bool:
+    return cell in joint_cells(study)
+
+
+def cell_protocol(study: StudyConfig, cell: Cell) -> Protocol:
+    """The protocol a cell's store and runs use: a joint cell ranks tokens by `joint_token_ranking`."""
+    return study.protocol.for_cell(is_joint(study, cell))
 
 
 def study_cells(study: StudyConfig, student: str) -> list[Cell]:
@@ -159,7 +169,7 @@ def is_cached(study: StudyConfig, task: str, student: str, cell: Cell) -> bool:
     num_layers = student_layer_count(study, study.students[student])
     _, hidden = teacher_shape(study)
     per_example = store_bytes_per_example(cell, num_layers, hidden, study.for_task(task).data.max_seq_length,
-                                          study.protocol.per_layer_tokens)  # fmt: skip
+                                          cell_protocol(study, cell).per_layer_tokens)  # fmt: skip
     return per_example * train_size(study, task) <= study.cache_budget_gb * 1e9
 
 

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+RANKINGS = ("last_layer", "mapped_layer", "uniform_layer")
 CHOICES = {
     # padding in the HSK loss: masked (batches padded per batch) | included (padded to max_seq_length, the
     # MSE covers every position of the selected tokens, padding too)
     "hsk_padding": ("masked", "included"),
     # attention_nosep: [SEP] ranked above padding | below it
     "sep_rank": ("above_padding", "below_padding"),
-    # which teacher attention ranks a distilled layer's tokens: the last layer's for every layer | the layer
-    # that produced the distilled hidden state (one token set per layer, the paper's length sweeps)
-    "token_ranking": ("last_layer", "mapped_layer"),
+    # which teacher attention ranks a distilled layer's tokens (`Cell.ranking_layers`): the last layer's for
+    # every layer | the layer that produced the distilled hidden state (the paper's length sweeps,
+    # --att_ttop12 False) | the layer a uniform map over every teacher layer gives the student layer (the
+    # paper's joint runs, --att_ttop12 True); the last two keep one token set per distilled layer
+    "token_ranking": RANKINGS,
+    # the same choice for the joint cells (grid.joint): the paper ranked them otherwise than its sweeps
+    "joint_token_ranking": RANKINGS,
     # the [CLS] row averaged over heads: of attention probabilities | of their logarithms, which ranks like
     # the paper's pre-softmax scores
     "token_score": ("probability", "logit"),
@@ -32,6 +37,7 @@ class Protocol:
     hsk_padding: str
     sep_rank: str
     token_ranking: str
+    joint_token_ranking: str
     token_score: str
     soft_ce: str
     regression_target: str
@@ -50,7 +56,11 @@ class Protocol:
 
     @property
     def per_layer_tokens(self) -> bool:
-        return self.token_ranking == "mapped_layer"
+        return self.token_ranking != "last_layer"
+
+    def for_cell(self, joint: bool) -> Protocol:
+        """The choices a cell's store and runs use: a joint cell ranks its tokens by `joint_token_ranking`."""
+        return replace(self, token_ranking=self.joint_token_ranking) if joint else self
 
     def store_metadata(self) -> dict[str, str]:
         """The choices that change a store's content: a store built under others is refused."""
@@ -58,8 +68,10 @@ class Protocol:
 
 
 PRESETS = {
-    "hskd": Protocol("hskd", "masked", "above_padding", "last_layer", "probability", "per_example", "teacher"),
-    "paper": Protocol("paper", "included", "below_padding", "mapped_layer", "logit", "per_class", "gold"),
+    "hskd": Protocol("hskd", "masked", "above_padding", "last_layer", "last_layer", "probability", "per_example",
+                     "teacher"),
+    "paper": Protocol("paper", "included", "below_padding", "mapped_layer", "uniform_layer", "logit", "per_class",
+                      "gold"),
 }
 STORE_CHOICES = ("hsk_padding", "sep_rank", "token_ranking", "token_score")
 

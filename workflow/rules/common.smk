@@ -7,7 +7,7 @@ import sys
 
 from hskd import paths
 from hskd.config import ConfigError, load as load_study
-from hskd.grid import cached_cells, is_cached, runs
+from hskd.grid import cached_cells, cell_protocol, is_cached, is_joint, runs
 from hskd.cells import parse_cell
 from hskd.config import student_layer_count
 from hskd.download import HUB_ID_PATTERN, glue_from_hub, hub_downloads, hub_environment, write_merged
@@ -111,7 +111,8 @@ def store_targets(task):
         for cell in cached_cells(STUDY, task, student):
             wildcards = paths.cell_wildcards(cell)
             path = paths.STORE.format(results=R, task=task, student=student, split="train", **wildcards)
-            targets.append({"student": student, "student_layers": layers, "cell": str(cell), "path": path})
+            targets.append({"student": student, "student_layers": layers, "cell": str(cell), "path": path,
+                            "joint": is_joint(STUDY, cell)})
     return targets
 
 
@@ -168,7 +169,7 @@ def run_settings(wildcards):
         "group_by_length": task_study.data.group_by_length,
         "precision": STUDY.precision,
         "kd_mode": "cached" if is_cached(STUDY, wildcards.task, wildcards.student, cell) else "online",
-        "protocol": STUDY.protocol.as_dict(),
+        "protocol": cell_protocol(STUDY, cell).as_dict(),
     })
 
 
