@@ -470,3 +470,51 @@ def test_share_interval_percentiles_and_resamples_without_a_gain() -> None:
     # full and prediction-only swap places between resamples: those with no gain are dropped, not inf
     low, high = share_interval([0.7, 0.7], [0.6, 0.8], [0.8, 0.6])
     assert math.isfinite(low) and math.isfinite(high)
+
+
+def test_references_carry_every_data_fact_of_the_teacher_run(tmp_path: Path) -> None:
+    from hskd.results import data_warnings, read_references
+
+    teacher = {"metric": "accuracy", "dev": 0.9, "dev_trivial": 0.5,
+               "data": {"train": {"examples": 80, "truncated": 4, "available": 80, "requested": 80},
+                        "dev": {"examples": 40, "truncated": 0}}}  # fmt: skip
+    (tmp_path / "rte" / "teacher").mkdir(parents=True)
+    (tmp_path / "rte" / "teacher" / "metrics.json").write_text(json.dumps(teacher))
+    references = read_references(tmp_path, ["rte", "sst2"])  # sst2 has no teacher run: left out
+    assert references.to_dict("records") == [{
+        "task": "rte", "metric": "accuracy", "teacher": 0.9, "trivial": 0.5,
+        "trivial_rule": "always the majority training class", "train_examples": 80, "train_requested": 80,
+        "train_available": 80, "train_truncated": 4, "dev_examples": 40, "dev_truncated": 0,
+    }]  # fmt: skip
+    # 4 of 80 train examples truncated: 4 / 80 = 5.0%; no subset warning (80 requested, 80 available)
+    assert data_warnings(references) == [
+        "rte: 5.0% of train examples (4 of 80) are longer than data.max_seq_length and were truncated."
+    ]
+
+
+def test_format_interval_as_documented() -> None:
+    from hskd.results import format_interval
+
+    assert format_interval(0.8123, 0.8023, 0.8223, 3) == "0.8123 [0.8023, 0.8223] (n=3)"
+    assert format_interval(0.8123, 0.8023, 0.8223, 3, 2) == "0.8123 [0.8023, 0.8223] (n=3, 2 collapsed)"
+    assert format_interval(0.8, math.nan, math.nan, 1) == "0.8000 (n=1)"  # one seed: no interval
+
+
+def test_minimum_hsk_differences_share_intervals_and_one_seed_cells(minimum_tree: Path) -> None:
+    write_cell(minimum_tree, [0.80], depth="top6-2", hsk_fraction=2 / 6)  # one seed only
+    out = minimum_tree / "tables"
+    aggregate(minimum_tree, out)
+    minimum = pd.read_csv(out / "minimum_hsk.csv").set_index("cell")
+    # cell mean - full HSK mean (0.81): 0.51 - 0.81 = -0.30, 0.71 - 0.81 = -0.10, 0.80 - 0.81 = -0.01
+    diffs = minimum["diff_vs_full"]
+    assert diffs["depth=all-top6/length=all/width=magnitude-0.01"] == pytest.approx(-0.30)
+    assert diffs["depth=top6-1/length=attention-4/width=all"] == pytest.approx(-0.10)
+    assert diffs["depth=top6-2/length=all/width=all"] == pytest.approx(-0.01)
+    assert minimum.loc["depth=top6-2/length=all/width=all", "decision"] == "indicative only (1 seed)"
+    assert (out / "minimum_hsk.md").read_text().startswith("| task")
+    # one layer [0.81, 0.80, 0.82]: share (0.81 - 0.60) / (0.81 - 0.60) = 1, its bootstrap interval that of
+    # the seeds of the cell, prediction-only [0.59, 0.61] and full HSK [0.80, 0.81, 0.82]
+    one_layer = pd.read_csv(out / "summary.csv").set_index("cell").loc["depth=top6-1/length=all/width=all"]
+    low, high = share_interval([0.81, 0.80, 0.82], [0.59, 0.61], [0.80, 0.81, 0.82])
+    assert (one_layer["gain_share_low"], one_layer["gain_share_high"]) == pytest.approx((low, high))
+    assert low < 1.0 < high

@@ -280,3 +280,20 @@ def test_the_writer_refuses_non_finite_hsk(tmp_path, gen):
     ) as w:
         w.write(0, batch)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("wrong", ["token_index", "target"])
+def test_the_writer_refuses_a_batch_of_another_shape(tmp_path, gen, wrong):
+    # A target [N, 1, K, D] for a store of L = 2 layers would broadcast silently into values [N, 2, K, Dk]:
+    # either wrong shape alone must stop the write.
+    batch = dense_batch(gen, torch.arange(D))
+    if wrong == "token_index":
+        batch.token_index = batch.token_index[:, : K - 1]  # [N, K - 1]
+    else:
+        batch.target = batch.target[:, :1]  # [N, 1, K, D]
+    with (
+        pytest.raises(ValueError, match="expected token_index"),
+        writer(tmp_path / "hsk.safetensors", "dense") as w,
+    ):
+        w.write(0, batch)
+    assert not list(tmp_path.iterdir())

@@ -70,3 +70,66 @@ def test_cls_attention_is_from_cls_in_the_last_layer_averaged_over_heads():
     first[0, :, 0] = torch.tensor([0.0, 0.0, 1.0])
     row = cls_attention_row((first, torch.rand(1, 2, 3, 3), last))
     torch.testing.assert_close(row, torch.tensor([[0.0, 0.5, 0.45]]))
+
+
+def _split(lengths: list[int], labels: list[int]):
+    """A TokenizedSplit of len(lengths) examples padded to 4 positions; token ids 1..length, then 0."""
+    from hskd.data import TokenizedSplit
+
+    positions = torch.arange(4)
+    lengths_tensor = torch.tensor(lengths, dtype=torch.int32)
+    ids = torch.where(positions < lengths_tensor[:, None], positions + 1, 0).int()
+    return TokenizedSplit(ids, torch.zeros_like(ids, dtype=torch.uint8), lengths_tensor, torch.tensor(labels))
+
+
+def test_steps_for_rounds_up_and_never_gives_zero_steps():
+    from hskd.training import steps_for
+
+    assert steps_for(1.5, 3) == 5  # ceil(4.5)
+    assert steps_for(0.1, 5) == 1  # ceil(0.5)
+    assert steps_for(0.0, 10) == 1  # at least one step
+
+
+def test_batch_stream_reshuffles_every_epoch_with_seed_plus_epoch():
+    from hskd.training import batch_stream
+
+    split = _split([1, 2, 3, 4], [0, 1, 0, 1])
+    # 4 examples in batches of 2: 2 batches per epoch, so 5 steps = epochs 0, 1 and the first half of 2,
+    # drawn with seeds 7, 8 and 9 (the documented seed + epoch)
+    epochs = [split.batch_order(2, seed, shuffle=True, group_by_length=False) for seed in (7, 8, 9)]
+    assert [b.tolist() for b in epochs[1]] != [b.tolist() for b in epochs[2]]  # the seeds give other orders
+    expected = [b.tolist() for b in epochs[0] + epochs[1] + epochs[2][:1]]
+    assert [b.tolist() for b in batch_stream(split, 2, 5, seed=7, group_by_length=False)] == expected
+
+
+@pytest.mark.parametrize("lengths", [[3, 1, 2], [2]])
+def test_predict_logits_keeps_the_split_order(lengths):
+    from hskd.training import predict_logits
+
+    # the "model" outputs each example's real-token count and its first token id (always 1):
+    # lengths [3, 1, 2] are predicted in length order (1, 2, 3) but returned as [[3, 1], [1, 1], [2, 1]];
+    # a one-example split must work too (the output shape is probed on example 0)
+    def logits_fn(batch):
+        return torch.stack([batch["attention_mask"].sum(1), batch["input_ids"][:, 0]], dim=1).float()
+
+    logits = predict_logits(logits_fn, _split(lengths, [0] * len(lengths)), CPU, batch_size=2)
+    torch.testing.assert_close(logits, torch.tensor([[float(n), 1.0] for n in lengths]))
+
+
+def test_collapse_report_compares_with_the_majority_class_of_train():
+    from hskd.training import collapse_report
+
+    train, dev = _split([1, 1, 1, 1], [0, 0, 0, 1]), _split([1] * 5, [0, 1, 1, 0, 0])
+    # train's majority class is 0; always 0 on dev labels [0, 1, 1, 0, 0] scores 3/5 = 0.6
+    better = collapse_report([0, 1, 1, 0, 1], 0.8, "SST-2", train, dev)  # 4/5 correct, 0.8 > 0.6 + 0.01
+    assert better == {"dev_trivial": pytest.approx(0.6), "dev_distinct_predictions": 2, "collapsed": False}
+    worse = collapse_report([1, 0, 0, 0, 0], 0.4, "SST-2", train, dev)  # 2/5 correct: below the baseline
+    assert worse == {"dev_trivial": pytest.approx(0.6), "dev_distinct_predictions": 2, "collapsed": True}
+
+
+def test_regression_task_loss_pairs_each_output_with_its_own_label():
+    from hskd.training import task_loss
+
+    # outputs [1, 4] vs labels [2, 0]: ((1 - 2)^2 + (4 - 0)^2) / 2 = 8.5; an output column [B, 1] broadcast
+    # against labels [B] would average all four pairs instead: (1 + 1 + 4 + 16) / 4 = 5.5
+    assert task_loss(torch.tensor([[1.0], [4.0]]), torch.tensor([2.0, 0.0])).item() == pytest.approx(8.5)

@@ -201,3 +201,26 @@ def test_hskd_distill_takes_its_threads_from_the_command_line(tmp_path, monkeypa
              for item in (f"--{name}", str(tmp_path / name))]  # fmt: skip
     main(["distill", "--settings", json.dumps(settings), *paths, *argv])
     assert [s.threads for s in seen] == [threads]
+
+
+def test_stage2_measures_dev_every_eval_every_steps_and_at_the_end(tiny_task, setup, monkeypatch):
+    assert len(TokenizedSplit.load(tiny_task["train"])) == 80  # 5 batches of 16 per epoch
+    # prediction-only: 2 epochs = 10 stage-2 steps; eval_every=4 measures dev after steps 4, 8 and 10 (the end)
+    dev_values, calls = iter([0.25, 0.75, 0.5]), []
+
+    def fake_evaluate(student, split, task, device):
+        calls.append(split.path)
+        return next(dev_values) if split.path == tiny_task["dev"] else 0.0
+
+    monkeypatch.setattr(distill, "_evaluate_student", fake_evaluate)
+    metrics = run(tiny_task, setup, NONE, "eval_every.json", stage2=replace(STAGE, eval_every=4))
+    assert calls == [tiny_task["dev"]] * 3 + [tiny_task["heldout"]]
+    assert (metrics["dev_best"], metrics["dev_final"]) == (0.75, 0.5)
+
+
+def test_a_prediction_only_run_records_what_results_read(tiny_task, setup):
+    metrics = run(tiny_task, setup, NONE, "record.json", lr=7e-4)
+    # results.read_run checks lr against the path's lr=... segment; depth=none has no stage 1 and no teacher
+    assert (metrics["lr"], metrics["stage1_lr"], metrics["kd_mode"]) == (7e-4, None, "none")
+    assert (metrics["teacher_loaded"], metrics["dev_after_stage1"], metrics["hsk_fraction_real"]) == (False, None, 0.0)
+    assert metrics["peak_rss_mb"] > 0 and "torch" in metrics["versions"]

@@ -1,0 +1,56 @@
+"""Teacher fine-tuning on the tiny task: what `finetune` saves and reports, and that it is seeded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from hskd.config import Shape, TeacherConfig
+from hskd.data import TokenizedSplit
+from hskd.teacher import finetune, load_teacher, teacher_fingerprint
+from hskd.training import evaluate
+
+
+@pytest.fixture(scope="module")
+def tuned(tiny_task, tmp_path_factory):
+    """Two fine-tunings of the same random 2-layer teacher (1 epoch, batch 16) into separate folders."""
+    config = TeacherConfig(model=tiny_task["teacher"], random_init=Shape(layers=2, hidden=32, heads=2, ffn=64),
+                           epochs=1, lr=1e-3, batch_size=16, warmup_ratio=0.0, weight_decay=0.0, seed=3,
+                           hidden_size=None, num_layers=None)  # fmt: skip
+    folders = [tmp_path_factory.mktemp(f"teacher{i}") for i in range(2)]
+    results = [finetune("SST-2", config, tiny_task["train"], tiny_task["dev"], str(out), threads=1,
+                        group_by_length=False) for out in folders]  # fmt: skip
+    return folders, results
+
+
+def test_finetune_reports_the_training_it_did(tiny_task, tuned):
+    folders, results = tuned
+    result = results[0]
+    # the tiny task: 96 smoke examples - 16 held out = 80 train, 32 dev; 1 epoch of batches of 16 = 5 steps
+    assert (result["train_examples"], result["dev_examples"], result["steps"]) == (80, 32, 5)
+    assert (result["task"], result["metric"], result["device"]) == ("SST-2", "accuracy", "cpu")
+    assert result["dev"] == result["dev_metrics"]["accuracy"]
+    facts = {split: TokenizedSplit.load(tiny_task[split]).facts for split in ("train", "dev")}
+    assert result["data"] == facts and "torch" in result["versions"]
+    assert json.loads((folders[0] / "metrics.json").read_text()) == result
+    assert not (folders[0] / "resume.pt").exists()  # no checkpointing unless asked
+
+
+def test_the_saved_teacher_scores_what_finetune_reported(tiny_task, tuned):
+    folders, results = tuned
+    model = load_teacher(folders[0], torch.device("cpu"))
+    assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 32  # random_init's shape
+    dev = TokenizedSplit.load(tiny_task["dev"])
+    inputs = ("input_ids", "attention_mask", "token_type_ids")
+    score = evaluate(lambda b: model(**{k: b[k] for k in inputs}).logits, dev, "SST-2", torch.device("cpu"))
+    assert score["accuracy"] == pytest.approx(results[0]["dev"])
+    assert (Path(folders[0]) / "tokenizer_config.json").exists()  # hskd distill loads the tokenizer from here
+
+
+def test_finetune_is_seeded(tuned):
+    folders, results = tuned
+    assert teacher_fingerprint(folders[0]) == teacher_fingerprint(folders[1])
+    assert results[0]["train_loss"] == results[1]["train_loss"]
