@@ -122,12 +122,12 @@ def extract(
     logits = torch.empty(len(train), model.config.num_labels)
     started, passes = time.perf_counter(), 0
     written = unique_targets(targets)
+    protocols = {key: protocol.for_cell(target.joint) for key, target in written.items()}  # joint cells' ranking
     real = {key: torch.zeros(len(train)) for key in written}
     pad_to = train.max_seq_length if protocol.pads_to_max else None
     with ExitStack() as stack:  # every store is renamed into place only if the whole pass succeeds
         writers = {
-            key: stack.enter_context(store_writer(target, train, hidden_size, teacher_sha, data_sha,
-                                                  protocol.for_cell(target.joint)))
+            key: stack.enter_context(store_writer(target, train, hidden_size, teacher_sha, data_sha, protocols[key]))
             for key, target in written.items()
         }
         for start in tqdm(range(0, len(train), EXTRACT_BATCH_SIZE), desc="extract", mininterval=10):
@@ -139,8 +139,7 @@ def extract(
             lengths = result.attention_mask.sum(1)
             for key, writer in writers.items():
                 target = written[key]
-                hsk = compress_pass(target.cell, result, sep_token_id, target.student_layers, index,
-                                    protocol.for_cell(target.joint))
+                hsk = compress_pass(target.cell, result, sep_token_id, target.student_layers, index, protocols[key])
                 writer.write(start, hsk)
                 real[key][index] = real_fraction(hsk.keep_mask, hsk.token_index, lengths, len(hsk.student_layers),
                                                  target.student_layers + 1).cpu()  # fmt: skip
@@ -161,7 +160,7 @@ def extract(
         "stores": [
             {
                 **manifest_row(target, writers[target.content_key], len(train), hidden_size, train.max_seq_length,
-                               protocol.for_cell(target.joint)),  # fmt: skip
+                               protocols[target.content_key]),  # fmt: skip
                 # magnitude_batch: the full width stored (its mask is drawn per training batch; runs report it)
                 "hsk_fraction_real": round(float(real[target.content_key].mean()), 6),
                 "same_file_as": None if target == written[target.content_key] else written[target.content_key].path,
