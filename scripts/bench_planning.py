@@ -1,4 +1,4 @@
-"""Time planning: `snakemake -n` on the paper and smoke configs, and a cold `import hskd.config`.
+"""Time planning: `snakemake -n` on the paper and smoke configs, and a cold `import hskd.planning.config`.
 
 Each measure is a fresh subprocess, repeated (3 times by default); the median is reported as a Markdown
 table and written as JSON. Run from the repository root, or pass --workdir for another checkout (with
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"paper": "workflow/configs/paper.yaml", "smoke": "workflow/configs/smoke.yaml"}
 IMPORT_PROBE = (
-    "import sys, time; start = time.perf_counter(); import hskd.config; "
+    "import sys, time; start = time.perf_counter(); import hskd.planning.config; "
     "print(time.perf_counter() - start, 'torch' in sys.modules)"
 )
 
@@ -37,7 +37,7 @@ def _timed(command: list[str], workdir: Path) -> float:
 
 
 def _import_probe(workdir: Path) -> tuple[float, bool]:
-    """Seconds `import hskd.config` takes in a fresh interpreter, and whether it loaded torch."""
+    """Seconds `import hskd.planning.config` takes in a fresh interpreter, and whether it loaded torch."""
     out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], cwd=workdir, check=True, capture_output=True, text=True)
     seconds, torch_loaded = out.stdout.split()
     return float(seconds), torch_loaded == "True"

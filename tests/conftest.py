@@ -36,9 +36,9 @@ def config(default_config) -> dict:
 @pytest.fixture(scope="session")
 def tiny_task(tmp_path_factory) -> dict[str, str]:
     """A tiny SST-2-style task: tokenized splits and a 2-layer random teacher saved with a tokenizer."""
-    from hskd.data import SPLITS, prepare_splits
-    from hskd.glue import write_smoke_tsv
-    from hskd.models import load_tokenizer, random_classifier
+    from hskd.common.glue import write_smoke_tsv
+    from hskd.models.data import SPLITS, prepare_splits
+    from hskd.models.hub import load_tokenizer, random_classifier
 
     root = tmp_path_factory.mktemp("tiny_task")
     write_smoke_tsv(root / "glue", n_train=96, n_dev=32, seed=0)

@@ -10,7 +10,8 @@ import yaml
 from conftest import ROOT
 
 from hskd.cli import main
-from hskd.config import ConfigError, load
+from hskd.planning.config import ConfigError
+from hskd.planning.study import load
 
 DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
 
@@ -134,8 +135,8 @@ def test_a_bad_cli_call_gets_one_line_naming_its_option(tmp_path, capsys, argv, 
 
 
 def test_a_home_relative_model_folder_is_the_same_folder_for_the_check_and_the_loader(tmp_path, monkeypatch):
-    from hskd.model_names import resolve_model_name
-    from hskd.models import load_tokenizer
+    from hskd.common.model_names import resolve_model_name
+    from hskd.models.hub import load_tokenizer
 
     monkeypatch.setenv("HOME", str(tmp_path))
     load_tokenizer("minilm-l6").save_pretrained(tmp_path / "minilm")

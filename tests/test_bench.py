@@ -16,7 +16,7 @@ from hskd.bench import (
     speed_row,
     storage_row,
 )
-from hskd.cells import parse_cell
+from hskd.planning.cells import parse_cell
 
 FULL = parse_cell("depth=all-top12/length=all/width=all")
 

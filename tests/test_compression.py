@@ -3,19 +3,9 @@ import re
 import pytest
 import torch
 
-from hskd.cells import (
-    Cell,
-    Depth,
-    Length,
-    Width,
-    expand_joint,
-    layer_map,
-    parse_cell,
-    static_dims,
-    top_layers,
-)
-from hskd.compression import compress_batch, hsk_loss, select_tokens, width_mask
-from hskd.strategies import WIDTH_SEED, WIDTH_STRATEGIES
+from hskd.hsk.compression import compress_batch, hsk_loss, select_tokens, width_mask
+from hskd.planning.cells import Cell, Depth, Length, Width, expand_joint, layer_map, parse_cell, static_dims, top_layers
+from hskd.planning.strategies import WIDTH_SEED, WIDTH_STRATEGIES
 
 STATIC_WIDTH_SCHEMES = [name for name, strategy in WIDTH_STRATEGIES.items() if strategy.kind == "static"]
 
@@ -129,7 +119,7 @@ def test_random_index_is_reproducible_with_a_fresh_seed():
 @pytest.mark.parametrize("seed", [WIDTH_SEED, 3])
 @pytest.mark.parametrize("scheme", STATIC_WIDTH_SCHEMES)
 def test_static_dims_are_torchs_draws(scheme, seed):
-    # hskd.cells draws without torch (planning sizes stores); the draws must be torch's own, as before
+    # hskd.planning.cells draws without torch (planning sizes stores); the draws must be torch's own, as before
     for size in [*range(1, 130), 256, 312, 384, 768, 1024, 4096]:
         for fraction in (0.001, 0.01, 0.05, 0.1, 0.2, 1 / 3, 0.5, 0.9, 1.0):
             expected = _torch_static_dims(scheme, fraction, size, seed)

@@ -8,8 +8,8 @@ import math
 import pytest
 import yaml
 
-from hskd.cells import parse_cell
-from hskd.config import (
+from hskd.planning.cells import parse_cell
+from hskd.planning.config import (
     SCHEMA_PATH,
     BaselinesConfig,
     ConfigError,
@@ -28,11 +28,11 @@ from hskd.config import (
     StudyConfig,
     TeacherConfig,
     WidthSweep,
-    load,
     typed,
 )
-from hskd.grid import baseline_cells, runs, store_bytes_lower_bound, store_bytes_per_example
-from hskd.paths import format_lr
+from hskd.planning.grid import baseline_cells, runs, store_bytes_lower_bound, store_bytes_per_example
+from hskd.planning.paths import format_lr
+from hskd.planning.study import load
 
 
 def test_default_config_is_valid(config):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hskd.data import TokenizedSplit, split_indices
+from hskd.models.data import TokenizedSplit, split_indices
 
 
 def test_heldout_is_disjoint_from_train_and_independent_of_subset():
@@ -48,9 +48,9 @@ def test_length_grouping_puts_similar_lengths_together():
 
 
 def test_prepared_splits_record_truncation_and_a_subset_larger_than_the_data(tmp_path, capsys):
-    from hskd.data import SPLITS, prepare_splits
-    from hskd.glue import write_smoke_tsv
-    from hskd.models import load_tokenizer
+    from hskd.common.glue import write_smoke_tsv
+    from hskd.models.data import SPLITS, prepare_splits
+    from hskd.models.hub import load_tokenizer
 
     write_smoke_tsv(tmp_path / "glue", n_train=40, n_dev=10, seed=0)
     tokenizer = load_tokenizer("minilm-l6")

@@ -10,16 +10,18 @@ import pytest
 import torch
 from transformers import BertConfig
 
-from hskd import distill
-from hskd import extract as extract_module
-from hskd.cells import parse_cell
-from hskd.config import StageConfig
-from hskd.data import TokenizedSplit
-from hskd.distill import CachedHSK, OnlineHSK, RunInputs, RunSettings, stage1_loss
-from hskd.extract import StoreTarget, extract
-from hskd.pretrained_student import pretrained_student_from_config
-from hskd.store import HSKStore, StoreMismatchError
-from hskd.teacher import teacher_fingerprint
+from hskd.hsk import extract as extract_module
+from hskd.hsk import sources
+from hskd.hsk.extract import StoreTarget, extract
+from hskd.hsk.sources import CachedHSK, OnlineHSK
+from hskd.hsk.store import HSKStore, StoreMismatchError
+from hskd.models.data import TokenizedSplit
+from hskd.models.pretrained import pretrained_student_from_config
+from hskd.models.teacher import teacher_fingerprint
+from hskd.planning.cells import parse_cell
+from hskd.planning.config import StageConfig
+from hskd.training import distill
+from hskd.training.distill import RunInputs, RunSettings, stage1_loss
 
 CELLS = [
     "depth=all-top2/length=all/width=all",
@@ -100,7 +102,7 @@ def test_cached_run_never_loads_the_teacher_and_a_seed_fixes_every_result(tiny_t
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher was loaded in cached mode")
 
-    monkeypatch.setattr(distill, "load_teacher", no_teacher)
+    monkeypatch.setattr(sources, "load_teacher", no_teacher)
     first = _run(tiny_task, extracted, tmp_path, 1, "cached", "a.json")
     second = _run(tiny_task, extracted, tmp_path, 1, "cached", "b.json")
     assert first["teacher_loaded"] is False and first["kd_mode"] == "cached"

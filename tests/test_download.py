@@ -15,12 +15,13 @@ from conftest import ROOT, SMOKE_RESULTS, copy_workflow
 from snakemake.utils import update_config
 from test_planning import planned_jobs
 
-from hskd import paths
 from hskd.cli import main
-from hskd.config import HubConfig, load
-from hskd.download import MODEL_FILES, DownloadError, download, hub_downloads, hub_environment, merge_manifests
-from hskd.glue import HUB_DATASET, write_smoke_tsv
-from hskd.model_names import resolve_model_name
+from hskd.common.glue import HUB_DATASET, write_smoke_tsv
+from hskd.common.model_names import resolve_model_name
+from hskd.planning import paths
+from hskd.planning.config import HubConfig
+from hskd.planning.download import MODEL_FILES, DownloadError, download, hub_downloads, hub_environment, merge_manifests
+from hskd.planning.study import load
 
 PAPER_MODELS = ["bert-base-uncased", "huawei-noah/TinyBERT_General_4L_312D"]
 PAPER_TASKS = ["CoLA", "SST-2", "QNLI", "MNLI"]

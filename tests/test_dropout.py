@@ -1,4 +1,4 @@
-"""hskd.dropout: 16-bit keep masks, dropout, the attention function and installing them in an HF BERT."""
+"""hskd.models.dropout: 16-bit keep masks, dropout, the attention function and installing them in an HF BERT."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from hskd.dropout import ATTENTION, Dropout, attention, cheap_dropout, keep_mask, use_cheap_dropout
-from hskd.models import random_classifier
+from hskd.models.dropout import ATTENTION, Dropout, attention, cheap_dropout, keep_mask, use_cheap_dropout
+from hskd.models.hub import random_classifier
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])

@@ -1,15 +1,7 @@
 import datasets
 import pytest
 
-from hskd.glue import (
-    TASKS,
-    Examples,
-    GlueFormatError,
-    get_task,
-    load_split,
-    read_tsv,
-    write_smoke_tsv,
-)
+from hskd.common.glue import TASKS, Examples, GlueFormatError, get_task, load_split, read_tsv, write_smoke_tsv
 
 # Label order of GLUE / `datasets` ("nyu-mll/glue"): position = label id.
 EXPECTED_LABELS = {

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from hskd import gpu
+from hskd.models import gpu
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def test_a_job_takes_the_first_gpu_no_other_job_holds(tmp_path, monkeypatch):
     try:
         assert gpu.claim_gpu(3, tmp_path) == 1
         # this process now holds GPU 5: a third job gets GPU 7
-        third = subprocess.run([sys.executable, "-c", f"from hskd import gpu; from pathlib import Path; "
+        third = subprocess.run([sys.executable, "-c", f"from hskd.models import gpu; from pathlib import Path; "
                                 f"print(gpu.claim_gpu(3, Path({str(tmp_path)!r})))"],
                                capture_output=True, text=True, check=True)  # fmt: skip
         assert third.stdout.strip() == "2"

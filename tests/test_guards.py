@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hskd.guards import WeakTeacherError, check_teacher_margin
+from hskd.training.guards import WeakTeacherError, check_teacher_margin
 
 
 def write_teacher(tmp_path, dev: float, trivial: float | None):

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from hskd.metrics import compute_metrics, predictions_from_logits, primary_metric
+from hskd.common.metrics import compute_metrics, predictions_from_logits, primary_metric
 
 # labels 1 1 1 0 0 0 / predictions 1 1 0 0 0 1: TP=2 FN=1 FP=1 TN=2.
 LABELS = [1, 1, 1, 0, 0, 0]
@@ -63,7 +63,7 @@ def test_predictions_from_logits():
 
 
 def test_trivial_baseline_predicts_the_training_majority():
-    from hskd.metrics import trivial_metrics, trivial_predictions
+    from hskd.common.metrics import trivial_metrics, trivial_predictions
 
     # train majority is 1; dev has one 1 in four
     assert trivial_metrics("SST-2", [1, 1, 0], [1, 0, 0, 0]) == pytest.approx({"accuracy": 0.25})
@@ -72,7 +72,7 @@ def test_trivial_baseline_predicts_the_training_majority():
 
 
 def test_trivial_f1_with_the_positive_class_in_the_majority_and_in_the_minority():
-    from hskd.metrics import trivial_metrics
+    from hskd.common.metrics import trivial_metrics
 
     # always 1 on labels 1 1 0: TP=2 FP=1 FN=0 -> precision 2/3, recall 1, F1 = 0.8; accuracy 2/3
     assert trivial_metrics("MRPC", [1, 1, 0], [1, 1, 0]) == pytest.approx({"accuracy": 2 / 3, "f1": 0.8})
@@ -81,7 +81,7 @@ def test_trivial_f1_with_the_positive_class_in_the_majority_and_in_the_minority(
 
 
 def test_trivial_matthews_is_zero_and_a_constant_regression_has_no_correlation():
-    from hskd.metrics import trivial_metrics, trivial_predictions
+    from hskd.common.metrics import trivial_metrics, trivial_predictions
 
     assert trivial_metrics("CoLA", [1, 1, 0], [1, 0, 1, 0])["matthews_corrcoef"] == 0.0
     assert trivial_metrics("STS-B", [1.0, 2.0, 4.5], [0.5, 3.0]) == {"pearson": 0.0, "spearman": 0.0}
@@ -99,13 +99,13 @@ def test_trivial_matthews_is_zero_and_a_constant_regression_has_no_correlation()
     ],
 )
 def test_collapse_flag(distinct, value, trivial, collapsed):
-    from hskd.metrics import is_collapsed
+    from hskd.common.metrics import is_collapsed
 
     assert is_collapsed(distinct, value, trivial) is collapsed
 
 
 def test_metric_edges_one_example_no_positives_and_the_collapse_boundary():
-    from hskd.metrics import is_collapsed, trivial_predictions
+    from hskd.common.metrics import is_collapsed, trivial_predictions
 
     # one example is a split; one training label is a baseline
     assert compute_metrics("SST-2", [1], [1])["accuracy"] == 1.0

@@ -12,15 +12,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers")
-PLANNING_MODULES = (
-    "hskd.config",
-    "hskd.grid",
-    "hskd.paths",
-    "hskd.protocol",
-    "hskd.glue",
-    "hskd.results",
-    "hskd.download",
-)
+PACKAGE = ROOT / "src" / "hskd"
+TORCH_FREE_LAYERS = ("common", "planning", "report")  # every module in these folders, whatever is added later
+
+
+def modules_of(layer: str) -> list[str]:
+    return sorted(
+        "hskd." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        for path in (PACKAGE / layer).glob("*.py")
+        if path.name != "__init__.py"
+    )
 
 
 def heavy_modules_after(code: str) -> list[str]:
@@ -31,8 +32,10 @@ def heavy_modules_after(code: str) -> list[str]:
     return done.stdout.split()
 
 
-def test_planning_modules_import_no_torch():
-    assert heavy_modules_after(f"import {', '.join(PLANNING_MODULES)}") == []
+def test_torch_free_layers_import_no_torch():
+    modules = [module for layer in TORCH_FREE_LAYERS for module in modules_of(layer)]
+    assert "hskd.planning.config" in modules and "hskd.report.tables" in modules  # the folders are found
+    assert heavy_modules_after(f"import {', '.join(modules)}") == []
 
 
 def test_the_workflows_hskd_imports_load_no_torch():
@@ -41,7 +44,7 @@ def test_the_workflows_hskd_imports_load_no_torch():
         for rules in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]
         for match in re.finditer(r"^\s*((?:from|import) hskd\b.*)$", rules.read_text(), re.MULTILINE)
     }
-    assert any("hskd.config" in statement for statement in statements)  # the pattern still finds them
+    assert any("hskd.planning.config" in statement for statement in statements)  # the pattern still finds them
     assert heavy_modules_after("\n".join(sorted(statements))) == []
 
 
@@ -50,8 +53,8 @@ def test_planning_the_paper_study_loads_no_torch():
     code = """
 import yaml
 from snakemake.utils import update_config
-from hskd.config import load
-from hskd.grid import cached_cells, runs
+from hskd.planning.study import load
+from hskd.planning.grid import cached_cells, runs
 config = {}
 for path in ("config.yaml", "workflow/configs/paper.yaml"):
     update_config(config, yaml.safe_load(open(path)))

@@ -1,4 +1,4 @@
-"""Tests for hskd.plots: every figure is written and carries the expected axis labels."""
+"""Tests for hskd.report.plots: every figure is written and carries the expected axis labels."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hskd.plots import plot_all, plot_dimension, plot_joint, plot_marginal_utility
+from hskd.report.plots import plot_all, plot_dimension, plot_joint, plot_marginal_utility
 
 
 def row(student: str, kind: str, strategy: str, amount: float, fraction: float, mean: float) -> dict:
-    """A summary row as `hskd.results.summarize` would produce it (only the columns plots read)."""
+    """A summary row as `hskd.report.summary.summarize` would produce it (only the columns plots read)."""
     return {
         "task": "rte",
         "student": student,
@@ -92,7 +92,7 @@ def test_teacher_line_and_trivial_baseline_off_the_axis(summary: pd.DataFrame) -
 
 
 def test_y_axis_never_magnifies_identical_values() -> None:
-    from hskd.plots import MIN_Y_SPAN, y_limits
+    from hskd.report.plots import MIN_Y_SPAN, y_limits
 
     low, high = y_limits([0.8, 0.8, 0.8])
     assert high - low == pytest.approx(1.2 * MIN_Y_SPAN) and (low + high) / 2 == pytest.approx(0.8)
@@ -141,7 +141,7 @@ def test_empty_figures_say_no_runs(summary: pd.DataFrame) -> None:
 
 
 def test_fraction_axis_plots_the_real_or_the_nominal_fraction(summary: pd.DataFrame) -> None:
-    from hskd.plots import fraction_axis
+    from hskd.report.plots import fraction_axis
 
     summary = summary.assign(hsk_fraction_real=summary["hsk_fraction"] * 3)
     real, label = fraction_axis(summary, "real")

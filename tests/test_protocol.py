@@ -10,16 +10,17 @@ import pytest
 import torch
 from test_wiring import FULL, LayerStudent, run, setup  # noqa: F401  (fixture)
 
-from hskd import distill
-from hskd.cells import parse_cell, static_dims
-from hskd.compression import HSKBatch, real_fraction, select_tokens
-from hskd.config import ConfigError
-from hskd.distill import CachedHSK, stage1_loss, stage2_loss
-from hskd.extract import StoreTarget, extract
-from hskd.protocol import PRESETS, resolve
-from hskd.store import HSKStore, StoreMismatchError
-from hskd.strategies import batch_magnitude_mask
-from hskd.training import prediction_kd_loss
+from hskd.hsk.compression import HSKBatch, real_fraction, select_tokens
+from hskd.hsk.extract import StoreTarget, extract
+from hskd.hsk.sources import CachedHSK
+from hskd.hsk.store import HSKStore, StoreMismatchError
+from hskd.planning.cells import parse_cell, static_dims
+from hskd.planning.config import ConfigError
+from hskd.planning.protocol import PRESETS, resolve
+from hskd.planning.strategies import batch_magnitude_mask
+from hskd.training import distill
+from hskd.training.distill import stage1_loss, stage2_loss
+from hskd.training.loop import prediction_kd_loss
 
 PAPER = PRESETS["paper"]
 
@@ -71,7 +72,7 @@ def test_batch_magnitude_with_masked_padding_ranks_real_tokens_only():
 
 
 def test_per_example_magnitude_differs_from_batch_magnitude():
-    from hskd.compression import width_mask
+    from hskd.hsk.compression import width_mask
 
     per_example = width_mask("magnitude", 1 / 3, TARGET)  # round(6 / 3) = 2 per example and layer
     assert per_example.sum(dim=(1, 2, 3)).tolist() == [2, 2]
@@ -178,7 +179,7 @@ def test_protocol_presets_and_overrides():
 
 
 def test_config_protocol_is_validated(config):
-    from hskd.config import load
+    from hskd.planning.study import load
 
     assert load({**config, "protocol": "paper"}).protocol == PAPER
     assert load({**config, "protocol": "paper", "protocol_choices": {"soft_ce": "per_example"}}).protocol.soft_ce == (
@@ -202,7 +203,7 @@ def paper_store(tiny_task, tmp_path_factory):
 
 
 def test_paper_stores_hold_the_teachers_padding_states(tiny_task, paper_store):
-    from hskd.data import TokenizedSplit
+    from hskd.models.data import TokenizedSplit
 
     lengths = TokenizedSplit.load(tiny_task["train"]).lengths
     shortest = int(lengths.argmin())  # its last positions lie beyond every batch's longest example
@@ -241,7 +242,7 @@ def test_a_non_finite_loss_stops_the_run_and_writes_nothing(tiny_task, setup, tm
 
 
 def test_each_distilled_layer_ranks_tokens_by_the_attention_of_the_layer_that_produced_it():
-    from hskd.compression import compress_batch
+    from hskd.hsk.compression import compress_batch
 
     ids, mask = torch.tensor([[101, 5, 6, 7, 102]]), torch.ones(1, 5, dtype=torch.long)
     # [CLS] rows of teacher layers 1, 2, 3 (they disagree): top 2 = {1, 2}, {3, 4}, {1, 4}
@@ -276,7 +277,7 @@ def test_the_teacher_layer_that_ranks_each_distilled_layers_tokens(depth, rankin
 
 
 def test_uniform_ranking_picks_each_layers_tokens_by_the_layer_of_the_full_depth_map():
-    from hskd.compression import compress_batch
+    from hskd.hsk.compression import compress_batch
 
     ids, mask = torch.tensor([[101, 5, 6, 7, 102]]), torch.ones(1, 5, dtype=torch.long)
     # [CLS] rows of teacher layers 1..4: top 2 = {1, 2}, {3, 4}, {2, 3}, {1, 4}
@@ -307,7 +308,7 @@ def test_joint_cells_rank_tokens_by_the_joint_choice():
 
 
 def test_logit_scores_rank_like_the_mean_of_pre_softmax_scores():
-    from hskd.teacher import cls_attention_rows
+    from hskd.models.teacher import cls_attention_rows
 
     # one layer, 2 heads, [CLS] row over 3 tokens; mean probability [0.3, 0.425, 0.275] ranks 1, 0, 2;
     # mean log-probability [-1.498, -0.949, -1.295] ranks 1, 2, 0
@@ -344,8 +345,8 @@ def test_stage1_compares_each_layer_at_its_own_tokens():
 
 
 def test_a_store_with_a_token_set_per_layer_round_trips(tmp_path):
-    from hskd.grid import store_bytes_per_example
-    from hskd.store import HSKStoreWriter
+    from hskd.hsk.store import HSKStoreWriter
+    from hskd.planning.grid import store_bytes_per_example
 
     cell = parse_cell("depth=all-top2/length=attention-2/width=all")
     tokens = torch.tensor([[[1, 2], [0, 3], [2, 3]], [[0, 1], [1, 2], [0, 2]]])
@@ -371,9 +372,9 @@ ATTENTION_CELL = "depth=all-top2/length=attention_nosep-3/width=magnitude_batch-
 def test_paper_extraction_and_online_distillation_rank_tokens_per_layer_alike(tiny_task, tmp_path):
     from transformers import BertConfig
 
-    from hskd.data import TokenizedSplit
-    from hskd.distill import OnlineHSK
-    from hskd.pretrained_student import pretrained_student_from_config
+    from hskd.hsk.sources import OnlineHSK
+    from hskd.models.data import TokenizedSplit
+    from hskd.models.pretrained import pretrained_student_from_config
 
     path = str(tmp_path / "attention.safetensors")
     target = StoreTarget("s", 2, parse_cell(ATTENTION_CELL), path)
@@ -399,8 +400,8 @@ def test_paper_extraction_and_online_distillation_rank_tokens_per_layer_alike(ti
 
 
 def test_extraction_ranks_a_joint_cells_tokens_by_the_joint_choice(tiny_task, tmp_path):
-    from hskd.data import TokenizedSplit
-    from hskd.teacher import load_teacher, teacher_pass
+    from hskd.models.data import TokenizedSplit
+    from hskd.models.teacher import load_teacher, teacher_pass
 
     # a 1-layer student on the 2-layer tiny teacher's top layer (top1 map: teacher state 1, made by layer 1);
     # a uniform map over both teacher layers gives the student's layer 1 teacher layer 2

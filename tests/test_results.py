@@ -1,4 +1,4 @@
-"""Tests for hskd.results on synthetic metrics.json trees."""
+"""Tests for hskd.report.aggregate on synthetic metrics.json trees."""
 
 from __future__ import annotations
 
@@ -13,18 +13,11 @@ from conftest import ROOT, SMOKE_RESULTS
 from scipy import stats
 
 from hskd.cli import main
-from hskd.results import (
-    add_cell_columns,
-    aggregate,
-    classify_cell,
-    collect_runs,
-    lr_sweep,
-    minimum_hsk,
-    minimum_sentences,
-    select_lr,
-    summarize,
-)
-from hskd.stats import holm, noninferiority, seeds_for_noninferiority, share_interval, t_interval, welch_interval
+from hskd.report.aggregate import aggregate
+from hskd.report.minimum import minimum_hsk, minimum_sentences
+from hskd.report.runs import add_cell_columns, classify_cell, collect_runs
+from hskd.report.stats import holm, noninferiority, seeds_for_noninferiority, share_interval, t_interval, welch_interval
+from hskd.report.summary import lr_sweep, select_lr, summarize
 
 FULL = "depth=all-top6/length=all/width=all"
 NONE = "depth=none/length=all/width=all"
@@ -473,7 +466,7 @@ def test_share_interval_percentiles_and_resamples_without_a_gain() -> None:
 
 
 def test_references_carry_every_data_fact_of_the_teacher_run(tmp_path: Path) -> None:
-    from hskd.results import data_warnings, read_references
+    from hskd.report.runs import data_warnings, read_references
 
     teacher = {"metric": "accuracy", "dev": 0.9, "dev_trivial": 0.5,
                "data": {"train": {"examples": 80, "truncated": 4, "available": 80, "requested": 80},
@@ -493,7 +486,7 @@ def test_references_carry_every_data_fact_of_the_teacher_run(tmp_path: Path) -> 
 
 
 def test_format_interval_as_documented() -> None:
-    from hskd.results import format_interval
+    from hskd.report.tables import format_interval
 
     assert format_interval(0.8123, 0.8023, 0.8223, 3) == "0.8123 [0.8023, 0.8223] (n=3)"
     assert format_interval(0.8123, 0.8023, 0.8223, 3, 2) == "0.8123 [0.8023, 0.8223] (n=3, 2 collapsed)"

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from hskd.data import TokenizedSplit
-from hskd.resume import Checkpoint, job_key
-from hskd.training import Optimisation, fit
+from hskd.models.data import TokenizedSplit
+from hskd.training.loop import Optimisation, fit
+from hskd.training.resume import Checkpoint, job_key
 
 EVERY_STEP = 1e-9  # checkpoint minutes: a save after every step
 OPTIMISATION = Optimisation(lr=1e-2, weight_decay=0.01, schedule="linear", warmup_ratio=0.2, batch_size=16)

@@ -6,16 +6,9 @@ import safetensors.numpy
 import torch
 from safetensors import safe_open
 
-from hskd.compression import HSKBatch
-from hskd.store import (
-    BITORDER,
-    HSKStore,
-    HSKStoreWriter,
-    StoreMismatchError,
-    file_sha256,
-    load_logits,
-    save_logits,
-)
+from hskd.common.io import file_sha256
+from hskd.hsk.compression import HSKBatch
+from hskd.hsk.store import BITORDER, HSKStore, HSKStoreWriter, StoreMismatchError, load_logits, save_logits
 
 N, L, K, D, M = 13, 2, 5, 24, 17
 STUDENT, TEACHER = [2, 4], [6, 12]
@@ -214,7 +207,7 @@ def test_file_sha256(tmp_path):
 
 def _damaged_store(tmp_path, gen, monkeypatch, damage: str, fix_checksum: bool) -> HSKStore:
     """A magnitude store of N examples in blocks of 4, with example 5 (block 1) damaged on disk."""
-    from hskd import store as store_module
+    from hskd.hsk import store as store_module
 
     monkeypatch.setattr(store_module, "BLOCK_EXAMPLES", 4)
     path = tmp_path / "hsk.safetensors"
@@ -254,7 +247,7 @@ def _damaged_store(tmp_path, gen, monkeypatch, damage: str, fix_checksum: bool) 
 )
 def test_a_damaged_block_stops_the_read_naming_file_and_block(tmp_path, gen, monkeypatch, damage, fix_checksum,
                                                                message):  # fmt: skip
-    from hskd.store import StoreCorruptError
+    from hskd.hsk.store import StoreCorruptError
 
     store = _damaged_store(tmp_path, gen, monkeypatch, damage, fix_checksum)
     store.batch([0, 1, 2, 3, 8])  # blocks 0 and 2 are intact
@@ -263,7 +256,7 @@ def test_a_damaged_block_stops_the_read_naming_file_and_block(tmp_path, gen, mon
 
 
 def test_a_truncated_store_is_refused_naming_the_file(tmp_path, gen):
-    from hskd.store import StoreCorruptError
+    from hskd.hsk.store import StoreCorruptError
 
     path = tmp_path / "hsk.safetensors"
     write_in_chunks(path, magnitude_batch(gen), "magnitude")

@@ -11,12 +11,12 @@ import torch
 import yaml
 from conftest import SMOKE_RESULTS, copy_workflow
 
-from hskd.cells import parse_cell
-from hskd.compression import select_tokens
-from hskd.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
+from hskd.hsk.compression import select_tokens
+from hskd.planning.cells import parse_cell
+from hskd.planning.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "src" / "hskd" / "schemas" / "config.schema.yaml"
+SCHEMA = ROOT / "src" / "hskd" / "planning" / "schemas" / "config.schema.yaml"
 SEP = 102
 
 
@@ -77,7 +77,7 @@ def test_random_tokens_need_example_ids():
 
 
 def test_a_random_tokens_cell_parses_and_is_sized_per_example():
-    from hskd.grid import store_bytes_lower_bound
+    from hskd.planning.grid import store_bytes_lower_bound
 
     cell = parse_cell("depth=all-top2/length=random-2/width=all")
     assert cell.length.per_example and not cell.length.needs_attention

@@ -17,12 +17,12 @@ from transformers import (
     BertModel,
 )
 
-from hskd import pruned_bert
-from hskd.pretrained_student import init_pretrained_student, pretrained_student_from_config
-from hskd.pruned_student import PrunedStudent, pruned_student_from_shape
-from hskd.student_base import Student
-from hskd.students import load_student
-from hskd.taylor_pruning import (
+from hskd.models import pruned_bert
+from hskd.models.pretrained import init_pretrained_student, pretrained_student_from_config
+from hskd.models.pruned import PrunedStudent, pruned_student_from_shape
+from hskd.models.student import Student
+from hskd.models.students import load_student
+from hskd.training.taylor_pruning import (
     head_scores,
     init_pruned_student,
     layer_scores,

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from hskd.config import Shape, TeacherConfig
-from hskd.data import TokenizedSplit
-from hskd.teacher import finetune, load_teacher, teacher_fingerprint
-from hskd.training import evaluate
+from hskd.models.data import TokenizedSplit
+from hskd.models.teacher import load_teacher, teacher_fingerprint
+from hskd.planning.config import Shape, TeacherConfig
+from hskd.training.finetune import finetune
+from hskd.training.loop import evaluate
 
 
 @pytest.fixture(scope="module")

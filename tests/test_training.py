@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hskd.training import autocast, autocast_dtype, setup_runtime
+from hskd.models.runtime import autocast, autocast_dtype, setup_runtime
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -38,7 +38,7 @@ def test_setup_runtime_sets_the_precision_autocast_uses():
 
 
 def test_soft_cross_entropy_at_temperature_2_by_hand():
-    from hskd.training import prediction_kd_loss
+    from hskd.training.loop import prediction_kd_loss
 
     # teacher [0, 2] / 2 -> softmax [1, e] / (1 + e) = [0.268941, 0.731059]
     # student [1, 0] / 2 -> log_softmax [0.5, 0] - log(1 + e^0.5) = [-0.474077, -0.974077]
@@ -48,7 +48,7 @@ def test_soft_cross_entropy_at_temperature_2_by_hand():
 
 
 def test_regression_distils_the_teachers_output_with_mse():
-    from hskd.training import prediction_kd_loss, task_loss
+    from hskd.training.loop import prediction_kd_loss, task_loss
 
     student, teacher = torch.tensor([[1.0], [4.0]]), torch.tensor([[2.0], [2.0]])
     # MSE (1 + 4) / 2 = 2.5; an L1 loss would give 1.5, a zero target (1 + 16) / 2 = 8.5
@@ -57,7 +57,7 @@ def test_regression_distils_the_teachers_output_with_mse():
 
 
 def test_cls_attention_is_from_cls_in_the_last_layer_averaged_over_heads():
-    from hskd.teacher import cls_attention_row
+    from hskd.models.teacher import cls_attention_row
 
     # [layers 3][B 1, heads 2, query 3, key 3]. Right answer: last layer, query 0, mean over heads =
     # [0, 0.5, 0.45] (token 1 first). Every wrong variant ranks token 2 first: max over heads [0, 0.5, 0.9];
@@ -74,7 +74,7 @@ def test_cls_attention_is_from_cls_in_the_last_layer_averaged_over_heads():
 
 def _split(lengths: list[int], labels: list[int]):
     """A TokenizedSplit of len(lengths) examples padded to 4 positions; token ids 1..length, then 0."""
-    from hskd.data import TokenizedSplit
+    from hskd.models.data import TokenizedSplit
 
     positions = torch.arange(4)
     lengths_tensor = torch.tensor(lengths, dtype=torch.int32)
@@ -83,7 +83,7 @@ def _split(lengths: list[int], labels: list[int]):
 
 
 def test_steps_for_rounds_up_and_never_gives_zero_steps():
-    from hskd.training import steps_for
+    from hskd.training.loop import steps_for
 
     assert steps_for(1.5, 3) == 5  # ceil(4.5)
     assert steps_for(0.1, 5) == 1  # ceil(0.5)
@@ -91,7 +91,7 @@ def test_steps_for_rounds_up_and_never_gives_zero_steps():
 
 
 def test_batch_stream_reshuffles_every_epoch_with_seed_plus_epoch():
-    from hskd.training import batch_stream
+    from hskd.training.loop import batch_stream
 
     split = _split([1, 2, 3, 4], [0, 1, 0, 1])
     # 4 examples in batches of 2: 2 batches per epoch, so 5 steps = epochs 0, 1 and the first half of 2,
@@ -104,7 +104,7 @@ def test_batch_stream_reshuffles_every_epoch_with_seed_plus_epoch():
 
 @pytest.mark.parametrize("lengths", [[3, 1, 2], [2]])
 def test_predict_logits_keeps_the_split_order(lengths):
-    from hskd.training import predict_logits
+    from hskd.training.loop import predict_logits
 
     # the "model" outputs each example's real-token count and its first token id (always 1):
     # lengths [3, 1, 2] are predicted in length order (1, 2, 3) but returned as [[3, 1], [1, 1], [2, 1]];
@@ -117,7 +117,7 @@ def test_predict_logits_keeps_the_split_order(lengths):
 
 
 def test_collapse_report_compares_with_the_majority_class_of_train():
-    from hskd.training import collapse_report
+    from hskd.training.loop import collapse_report
 
     train, dev = _split([1, 1, 1, 1], [0, 0, 0, 1]), _split([1] * 5, [0, 1, 1, 0, 0])
     # train's majority class is 0; always 0 on dev labels [0, 1, 1, 0, 0] scores 3/5 = 0.6
@@ -128,7 +128,7 @@ def test_collapse_report_compares_with_the_majority_class_of_train():
 
 
 def test_regression_task_loss_pairs_each_output_with_its_own_label():
-    from hskd.training import task_loss
+    from hskd.training.loop import task_loss
 
     # outputs [1, 4] vs labels [2, 0]: ((1 - 2)^2 + (4 - 0)^2) / 2 = 8.5; an output column [B, 1] broadcast
     # against labels [B] would average all four pairs instead: (1 + 1 + 4 + 16) / 4 = 5.5

@@ -13,15 +13,15 @@ import pytest
 import torch
 from transformers import BertConfig
 
-from hskd import distill
-from hskd.cells import parse_cell
-from hskd.compression import HSKBatch
-from hskd.config import StageConfig
-from hskd.data import TokenizedSplit
-from hskd.distill import RunInputs, RunSettings, stage1_loss
-from hskd.extract import StoreTarget, extract
-from hskd.pretrained_student import pretrained_student_from_config
-from hskd.store import StoreMismatchError, load_logits, save_logits
+from hskd.hsk.compression import HSKBatch
+from hskd.hsk.extract import StoreTarget, extract
+from hskd.hsk.store import StoreMismatchError, load_logits, save_logits
+from hskd.models.data import TokenizedSplit
+from hskd.models.pretrained import pretrained_student_from_config
+from hskd.planning.cells import parse_cell
+from hskd.planning.config import StageConfig
+from hskd.training import distill
+from hskd.training.distill import RunInputs, RunSettings, stage1_loss
 
 STAGE = StageConfig(epochs=1, lr=1e-3, batch_size=16, warmup_ratio=0.0, weight_decay=0.0,
                     temperature=1.0, eval_every=100, schedule="constant")

@@ -5,8 +5,7 @@ Models have the paper's shapes and random weights (speed does not depend on the 
 downloaded). Every sequence is full length (no padding), the simplest worst case. Stores are real
 `HSKStoreWriter` files in a temp folder under the output folder; their content is a compressed random
 hidden-state tensor (read cost depends on the layout, not the values), and they are small enough to be
-read from the page cache, so the cached step times memory-mapped decoding, not disk throughput.
-"""
+read from the page cache, so the cached step times memory-mapped decoding, not disk throughput."""
 
 from __future__ import annotations
 
@@ -26,21 +25,22 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from transformers import BertConfig, PreTrainedModel
 
-from hskd.cells import Cell, expand_joint, parse_cell
-from hskd.compression import compress_batch
-from hskd.data import TokenizedSplit
-from hskd.distill import CachedHSK, OnlineHSK, stage1_loss
-from hskd.extract import StoreTarget, manifest_row, store_writer
-from hskd.grid import GLUE_TRAIN_SIZES, store_bytes_lower_bound
-from hskd.io import package_versions, write_json_atomic
-from hskd.models import random_classifier
-from hskd.plots import save_figure
-from hskd.pretrained_student import pretrained_student_from_config
-from hskd.pruned_student import pruned_student_from_shape
-from hskd.results import write_text
-from hskd.store import HSKStore
-from hskd.student_base import Student
-from hskd.training import autocast, make_optimizer, prediction_kd_loss, setup_runtime, to_device
+from hskd.common.io import package_versions, write_json_atomic, write_text
+from hskd.hsk.compression import compress_batch
+from hskd.hsk.extract import StoreTarget, manifest_row, store_writer
+from hskd.hsk.sources import CachedHSK, OnlineHSK
+from hskd.hsk.store import HSKStore
+from hskd.models.data import TokenizedSplit
+from hskd.models.hub import random_classifier
+from hskd.models.pretrained import pretrained_student_from_config
+from hskd.models.pruned import pruned_student_from_shape
+from hskd.models.runtime import autocast, setup_runtime, to_device
+from hskd.models.student import Student
+from hskd.planning.cells import Cell, expand_joint, parse_cell
+from hskd.planning.grid import GLUE_TRAIN_SIZES, store_bytes_lower_bound
+from hskd.report.plots import save_figure
+from hskd.training.distill import stage1_loss
+from hskd.training.loop import make_optimizer, prediction_kd_loss
 
 MODES = ("online", "cached", "student_only")
 NUM_LABELS = 2

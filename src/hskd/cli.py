@@ -13,12 +13,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hskd import paths
-from hskd.config import PRECISIONS, ConfigError, StudentConfig, TeacherConfig, typed
-from hskd.glue import GlueFormatError
-from hskd.guards import WeakTeacherError, check_teacher_margin
-from hskd.protocol import PRESETS
-from hskd.protocol import from_dict as protocol_from_dict
+from hskd.common.glue import GlueFormatError
+from hskd.planning import paths
+from hskd.planning.config import PRECISIONS, ConfigError, StudentConfig, TeacherConfig, typed
+from hskd.planning.protocol import PRESETS
+from hskd.planning.protocol import from_dict as protocol_from_dict
+from hskd.training.guards import WeakTeacherError, check_teacher_margin
 
 T = TypeVar("T")
 
@@ -47,8 +47,8 @@ def _positive_int(text: str) -> int:
 def _run_settings(settings: dict, threads: int):
     """RunSettings from the --settings JSON and --threads (a thread count is no setting of a run's result, so
     the workflow keeps it out of the settings param)."""
-    from hskd.cells import parse_cell
-    from hskd.distill import RunSettings
+    from hskd.planning.cells import parse_cell
+    from hskd.training.distill import RunSettings
 
     run_settings = typed(RunSettings, {**settings, "threads": threads})
     parse_cell(run_settings.cell)
@@ -59,22 +59,22 @@ def _run_settings(settings: dict, threads: int):
 
 
 def _store_targets(rows: list) -> list:
-    from hskd.cells import parse_cell
-    from hskd.extract import StoreTarget
+    from hskd.hsk.extract import StoreTarget
+    from hskd.planning.cells import parse_cell
 
     return [StoreTarget(row["student"], row["student_layers"], parse_cell(row["cell"]), row["path"], row["joint"])
             for row in rows]  # fmt: skip
 
 
 def cmd_make_smoke_data(args) -> None:
-    from hskd.glue import write_smoke_tsv
+    from hskd.common.glue import write_smoke_tsv
 
     write_smoke_tsv(args.out_dir, task="SST-2", n_train=args.n_train, n_dev=args.n_dev, seed=args.seed)
 
 
 def cmd_prepare_data(args) -> None:
-    from hskd.data import SPLITS, prepare_splits
-    from hskd.models import load_tokenizer
+    from hskd.models.data import SPLITS, prepare_splits
+    from hskd.models.hub import load_tokenizer
 
     out_paths = {split: str(Path(args.out_dir) / f"{split}.safetensors") for split in SPLITS}
     prepare_splits(
@@ -84,7 +84,7 @@ def cmd_prepare_data(args) -> None:
 
 
 def cmd_finetune_teacher(args) -> None:
-    from hskd.teacher import finetune
+    from hskd.training.finetune import finetune
 
     teacher = _parsed("--settings", args.settings, partial(typed, TeacherConfig))
     result = finetune(
@@ -96,7 +96,7 @@ def cmd_finetune_teacher(args) -> None:
 
 
 def cmd_init_student(args) -> None:
-    from hskd.student_init import init_student
+    from hskd.training.student_init import init_student
 
     student = _parsed("--settings", args.settings, partial(typed, StudentConfig))
     check_teacher_margin(Path(args.teacher_dir) / "metrics.json", args.teacher_margin)
@@ -104,7 +104,7 @@ def cmd_init_student(args) -> None:
 
 
 def cmd_extract(args) -> None:
-    from hskd.extract import extract
+    from hskd.hsk.extract import extract
 
     targets = _parsed("--stores", args.stores, _store_targets)
     protocol = _parsed("--protocol", args.protocol, protocol_from_dict)
@@ -115,7 +115,7 @@ def cmd_extract(args) -> None:
 
 
 def cmd_distill(args) -> None:
-    from hskd.distill import RunInputs, run
+    from hskd.training.distill import RunInputs, run
 
     settings = _parsed("--settings", args.settings, lambda value: _run_settings(value, args.threads))
     if settings.kd_mode == "cached" and not args.store:
@@ -129,7 +129,7 @@ def cmd_distill(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from hskd.evaluate import evaluate_checkpoint
+    from hskd.training.evaluate import evaluate_checkpoint
 
     print(json.dumps(evaluate_checkpoint(args.model, args.task, args.split, args.threads, args.precision), indent=2))
 
@@ -141,7 +141,7 @@ def _study(configfiles: list[str]):
     import yaml
     from snakemake.utils import update_config
 
-    from hskd.config import load
+    from hskd.planning.study import load
 
     merged: dict = {}
     for path in configfiles:
@@ -155,13 +155,13 @@ def _expected_runs(study, results: str, runs_from: str) -> list[str] | None:
         return [line for line in Path(runs_from).read_text(encoding="utf-8").splitlines() if line]
     if study is None:
         return None
-    from hskd.grid import runs
+    from hskd.planning.grid import runs
 
     return [run.metrics_path(results) for run in runs(study)]
 
 
 def cmd_aggregate(args) -> None:
-    from hskd.results import aggregate
+    from hskd.report.aggregate import aggregate
 
     study = _study(args.configfile)
     results = args.results or (study.results_dir if study else paths.RESULTS)
@@ -174,7 +174,7 @@ def cmd_aggregate(args) -> None:
 def cmd_plot(args) -> None:
     import pandas as pd
 
-    from hskd.plots import plot_all
+    from hskd.report.plots import plot_all
 
     references = pd.read_csv(args.references) if args.references else None
     written = plot_all(pd.read_csv(args.summary), args.out, tasks=args.tasks or None, references=references,
@@ -183,7 +183,7 @@ def cmd_plot(args) -> None:
 
 
 def cmd_download(args) -> None:
-    from hskd.download import DownloadError, download
+    from hskd.planning.download import DownloadError, download
 
     try:
         manifest = download(args.models, args.glue_tasks, args.out)
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--protocol", default=json.dumps(PRESETS["hskd"].as_dict()),
-                   help="protocol choices as JSON (hskd.protocol.Protocol fields; default: the hskd protocol)")
+                   help="protocol choices as JSON (hskd.planning.protocol.Protocol fields; default: the hskd protocol)")
     _add_precision(p)
     _add_teacher_margin(p)
     p.set_defaults(func=cmd_extract)
@@ -335,10 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _input_errors() -> tuple[type[Exception], ...]:
-    """The exceptions that mean bad input. hskd.store imports torch, so its StoreMismatchError is looked up
-    only once hskd.store is loaded (it must be for one to be raised): `hskd --help` stays torch-free."""
+    """The exceptions that mean bad input. hskd.hsk.store imports torch, so its StoreMismatchError is looked up
+    only once hskd.hsk.store is loaded (it must be for one to be raised): `hskd --help` stays torch-free."""
     errors = (ConfigError, GlueFormatError, WeakTeacherError, FileNotFoundError, FloatingPointError)
-    store = sys.modules.get("hskd.store")
+    store = sys.modules.get("hskd.hsk.store")
     return errors if store is None else (*errors, store.StoreMismatchError)
 
 

@@ -5,15 +5,16 @@ import os
 import shlex
 import sys
 
-from hskd import paths
-from hskd.config import ConfigError, load as load_study
-from hskd.grid import cached_cells, cell_protocol, is_cached, is_joint, runs
-from hskd.cells import parse_cell
-from hskd.config import student_layer_count
-from hskd.download import HUB_ID_PATTERN, glue_from_hub, hub_downloads, hub_environment, write_merged
-from hskd.download import student_hub_model, teacher_hub_model
-from hskd.glue import get_task
-from hskd.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
+from hskd.planning import paths
+from hskd.planning.config import ConfigError
+from hskd.planning.study import load as load_study
+from hskd.planning.grid import cached_cells, cell_protocol, is_cached, is_joint, runs
+from hskd.planning.cells import parse_cell
+from hskd.planning.shapes import student_layer_count
+from hskd.planning.download import HUB_ID_PATTERN, glue_from_hub, hub_downloads, hub_environment, write_merged
+from hskd.planning.download import student_hub_model, teacher_hub_model
+from hskd.common.glue import get_task
+from hskd.planning.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
 
 try:
     STUDY = load_study(config)  # schema defaults filled in place; cross-field checks; before any job
@@ -58,7 +59,7 @@ def optional(flag, value):
 
 def write_run_list(runs, path, log):
     """The run list file of the aggregate rule (one metrics.json path per line), written atomically."""
-    from hskd.results import write_text
+    from hskd.common.io import write_text
 
     write_text("".join(f"{run}\n" for run in runs), path)
     write_text(f"{len(runs)} runs listed in {path}\n", log)
@@ -66,7 +67,7 @@ def write_run_list(runs, path, log):
 
 def write_hub_manifest(manifests, path, log):
     """The download rule's manifest: the per-model and per-task manifests in one file, written atomically."""
-    from hskd.results import write_text
+    from hskd.common.io import write_text
 
     merged = write_merged(manifests, path)
     write_text(f"{len(merged['models'])} models and {len(merged['glue_tasks'])} GLUE tasks in {merged['hf_home']}: "
