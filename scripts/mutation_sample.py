@@ -1,12 +1,12 @@
-"""Sampled mutation testing (README: How we test): mutmut 2.5.1's mutants of one module, a seeded sample of
+"""Sampled mutation testing (docs/testing.md: How we test): mutmut 2.5.1's mutants of one module, a seeded sample of
 them applied one at a time, each followed by that module's unit tests. A mutant is killed when the tests fail.
 
-mutmut edits nothing here; this script rewrites src/hskd/<module>.py in place and restores it after each
+mutmut edits nothing here; this script rewrites src/hskd/<layer>/<module>.py in place and restores it after each
 mutant, so run it in a clone of the repository, never beside a running study:
 
     pip install -e ".[mutation]"          # mutmut 2.5.1, in the project's venv
     git clone -q . /tmp/mutclone && cd /tmp/mutclone
-    python scripts/mutation_sample.py training
+    python scripts/mutation_sample.py training.loop
 
 (the tests run with PYTHONPATH=<clone>/src, so they import the mutated clone). Prints one JSON
 line per mutant (status, line, diff) and a summary; `--out FILE` appends the lines to FILE as well.
@@ -26,15 +26,19 @@ from pathlib import Path
 from mutmut import ALL, Context, RelativeMutationID, list_mutations, mutate
 
 # the unit tests that exercise each module (no e2e test: minutes per mutant)
+REPORT_TESTS = ["test_results", "test_plots"]
 MODULE_TESTS = {
-    "compression": ["test_compression", "test_strategies", "test_distill", "test_protocol"],
-    "store": ["test_store", "test_distill"],
-    "training": ["test_training", "test_wiring", "test_resume"],
-    "distill": ["test_distill", "test_guards", "test_wiring"],
-    "teacher": ["test_training", "test_distill", "test_protocol", "test_teacher"],
-    "results": ["test_results", "test_plots"],
-    "stats": ["test_results", "test_metrics"],
-    "metrics": ["test_results", "test_metrics"],
+    "hsk.compression": ["test_compression", "test_strategies", "test_distill", "test_protocol"],
+    "hsk.store": ["test_store", "test_distill"],
+    "hsk.sources": ["test_distill", "test_protocol"],
+    "training.loop": ["test_training", "test_wiring", "test_resume"],
+    "models.runtime": ["test_training", "test_wiring", "test_resume"],
+    "training.distill": ["test_distill", "test_guards", "test_wiring"],
+    "models.teacher": ["test_training", "test_distill", "test_protocol", "test_teacher"],
+    "training.finetune": ["test_teacher", "test_resume"],
+    **{f"report.{name}": REPORT_TESTS for name in ("runs", "summary", "tables", "minimum", "aggregate")},
+    "report.stats": ["test_results", "test_metrics"],
+    "common.metrics": ["test_results", "test_metrics"],
 }
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,7 +75,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=240, help="seconds per mutant; a timeout counts as killed")
     parser.add_argument("--out", help="also append the JSON lines to this file")
     args = parser.parse_args()
-    path = f"src/hskd/{args.module}.py"
+    path = f"src/hskd/{args.module.replace('.', '/')}.py"
     os.chdir(REPO)
     original = Path(path).read_text()
     found = mutants(path)

@@ -23,6 +23,23 @@ def copy_workflow(work: Path) -> Path:
     return work
 
 
+def job_arguments(shell: str, cwd: Path) -> list[str]:
+    """The arguments a planned `hskd` command line passes, its `@file` arguments expanded as argparse expands
+    them (one argument per line), without the program, its subcommand and what follows `&&`."""
+    import shlex
+
+    words = shlex.split(shell.split(" && ")[0])[2:]
+    expanded = []
+    for word in words:
+        expanded += (cwd / word[1:]).read_text().splitlines() if word.startswith("@") else [word]
+    return expanded
+
+
+def option(arguments: list[str], name: str) -> str:
+    """The value of option `name` in an argument list."""
+    return arguments[arguments.index(name) + 1]
+
+
 @pytest.fixture(scope="session")
 def default_config() -> dict:
     return yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -172,3 +174,38 @@ def test_a_bad_tsv_gets_one_line_naming_the_file(tmp_path, name, content, named)
         load(_set(copy.deepcopy(DEFAULT), "glue_dir", str(tmp_path)))
     message = str(err.value)
     assert message.startswith(f"glue_dir: {path}") and named in message and "\n" not in message, message
+
+
+def test_with_a_log_only_the_one_line_error_reaches_the_terminal(tmp_path):
+    # the job's whole output goes to its log; the terminal (Snakemake's) gets the error's one line, once
+    argv = [part.replace("{tmp}", str(tmp_path)) for part in [*EXTRACT, "--stores", "notjson"]]
+    log = tmp_path / "extract.log"
+    done = subprocess.run([sys.executable, "-m", "hskd.cli", *argv, "--log", str(log)], capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith("hskd extract: error: --stores")
+    logged = log.read_text().splitlines()
+    assert logged[0].startswith("hskd extract --teacher-dir") and logged[-1] == line
+
+
+def test_a_bug_names_its_exception_and_the_log_holding_its_traceback(tmp_path):
+    log = tmp_path / "plot.log"
+    code = ("import sys; from hskd import cli\n"
+            "def broken(args): raise RuntimeError('boom\\nsecond line')\n"
+            "cli.cmd_plot = broken\n"
+            "cli.main(sys.argv[1:])")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, "plot", "--summary", "s.csv", "--out", "f", "--log", str(log)],
+                          capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"hskd plot: RuntimeError: boom (traceback in {log})"]
+    assert "Traceback" in log.read_text() and "second line" in log.read_text()
+
+
+def test_arguments_come_from_an_args_file_one_per_line(tmp_path, capsys):
+    # what the workflow passes as @file: the same error as the same arguments inline
+    argv = [part.replace("{tmp}", str(tmp_path)) for part in [*EXTRACT, "--stores", '[{"student": "s"}]']]
+    (tmp_path / "job.args").write_text("".join(f"{part}\n" for part in argv[1:]))
+    with pytest.raises(SystemExit) as err:
+        main(["extract", f"@{tmp_path / 'job.args'}"])
+    assert str(err.value.code).startswith("hskd extract: error: --stores: KeyError")

@@ -216,7 +216,7 @@ def hub_inputs(jobs: list[dict]) -> list[tuple[str, list[str]]]:
 
 def test_offline_jobs_wait_for_the_downloads_of_what_they_read(workdir):
     offline = dry_run(workdir, "all", *SMOKE, "hub.yaml", "offline.yaml")
-    downloads = sorted((job["rule"], job["output"], job["shell"].split(" > ")[0]) for job in offline
+    downloads = sorted((job["rule"], job["output"], job["shell"].split(" --log ")[0]) for job in offline
                        if job["rule"].startswith("download"))  # fmt: skip
     fetch = {model: f"hskd download --models {model} --out {item}" for model, item in MODEL_ITEM.items()}
     assert downloads == [

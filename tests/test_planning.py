@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import SMOKE_RESULTS, copy_workflow
+from conftest import SMOKE_RESULTS, copy_workflow, job_arguments, option
 
 ON_GRID = f"{SMOKE_RESULTS}/SST-2/runs/pruned/depth=top2-1/length=all/width=all/lr=0.001/seed=0/metrics.json"
 
@@ -52,9 +51,11 @@ def test_by_task_values_reach_the_task_jobs(workdir):
                              str(overlay)], cwd=workdir, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--max-seq-length 12 " in result.stdout
-    assert '"epochs": 7' in result.stdout.split("hskd finetune-teacher")[1].split("hskd ")[0]
-    distill = result.stdout.split("hskd distill")[1]
-    assert '"epochs": 2, "eval_every": 10, "lr": 0.002, "schedule": "linear"' in distill
+    jobs = {job["rule"]: job for job in planned_jobs(result.stdout)}
+    teacher = json.loads(option(job_arguments(jobs["finetune_teacher"]["shell"], workdir), "--settings"))
+    assert teacher["epochs"] == 7
+    run = json.loads(option(job_arguments(jobs["distill"]["shell"], workdir), "--settings"))
+    assert run["stage2"] | {"epochs": 2, "eval_every": 10, "lr": 0.002, "schedule": "linear"} == run["stage2"]
 
 
 def planned_jobs(dry_run: str) -> list[dict]:
@@ -123,7 +124,7 @@ def test_threads_reach_a_run_on_its_command_line_not_in_its_params(workdir):
     two, _ = distill_job(workdir, ON_GRID, "--cores", "4", "--config", "threads=2")
     assert "--threads 1 " in one["shell"] and "--threads 2 " in two["shell"]
     assert one["shell"].replace("--threads 1 ", "") == two["shell"].replace("--threads 2 ", "")
-    settings = json.loads(shlex.split(one["shell"].split("--settings ")[1])[0])
+    settings = json.loads(option(job_arguments(one["shell"], workdir), "--settings"))
     assert "threads" not in settings and settings["cell"] == "depth=top2-1/length=all/width=all"
 
 
@@ -132,16 +133,17 @@ def test_a_cached_run_depends_on_its_tasks_extraction_and_reads_its_store(workdi
     [extract] = [other for other in jobs if other["rule"] == "extract"]
     manifest = f"{SMOKE_RESULTS}/SST-2/hsk/manifest.json"
     assert manifest in extract["output"] and manifest in job["input"]  # extraction rewrites it: the run reruns
-    store = shlex.split(job["shell"].split(" --store ")[1])[0]
+    store = option(job_arguments(job["shell"], workdir), "--store")
     stores = f"{SMOKE_RESULTS}/SST-2/hsk/stores"
     assert stores in extract["output"] and stores in job["input"]
     assert store == f"{stores}/pruned/depth=top2-1/length=all/width=all/train.safetensors"
     # the extraction job's stores param lists it, so it writes it
-    written = json.loads(shlex.split(extract["shell"].split(" --stores ")[1])[0])
+    written = json.loads(option(job_arguments(extract["shell"], workdir), "--stores"))
     assert store in {row["path"] for row in written}
     # a prediction-only run reads no store
     baseline, _ = distill_job(workdir, ON_GRID.replace("depth=top2-1", "depth=none"))
-    assert " --store " not in baseline["shell"] and not {manifest, stores} & set(baseline["input"])
+    assert "--store" not in job_arguments(baseline["shell"], workdir)
+    assert not {manifest, stores} & set(baseline["input"])
 
 
 def test_the_resources_section_sizes_each_cluster_rule(workdir):
@@ -164,10 +166,25 @@ def test_paper_joint_runs_and_stores_rank_tokens_by_the_joint_choice(workdir):
     rankings = {}
     for name, target in (("joint", joint), ("sweep", sweep)):
         job, jobs = distill_job(workdir, target, "--config", "protocol=paper")
-        settings = json.loads(shlex.split(job["shell"].split("--settings ")[1])[0])
+        settings = json.loads(option(job_arguments(job["shell"], workdir), "--settings"))
         rankings[name] = settings["protocol"]["token_ranking"]
         [extract] = [other for other in jobs if other["rule"] == "extract"]
-        stores = json.loads(shlex.split(extract["shell"].split(" --stores ")[1])[0])
+        stores = json.loads(option(job_arguments(extract["shell"], workdir), "--stores"))
     assert rankings == {"joint": "uniform_layer", "sweep": "mapped_layer"}
     joint_cells = {row["cell"] for row in stores if row["joint"]}
     assert joint_cells == {"depth=top2-1/length=attention_nosep-2/width=magnitude-0.5"}
+
+
+def test_every_planned_command_of_the_paper_study_is_short_and_its_args_file_holds_the_rest(workdir):
+    # Snakemake echoes a job's command line, and repeats it on an error: long JSON and paths go in an args file
+    result = subprocess.run(["snakemake", "-n", "-p", "--configfile", "workflow/configs/paper.yaml"], cwd=workdir,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = planned_jobs(result.stdout)
+    commands = [job["shell"] for job in jobs if job["shell"].startswith("hskd ")]
+    assert len(commands) == sum(job["rule"] not in {"all", "run_list"} for job in jobs)
+    assert max(len(command) for command in commands) <= 500
+    [distill] = [job for job in jobs if job["rule"] == "distill"][:1]
+    arguments = job_arguments(distill["shell"], workdir)
+    assert json.loads(option(arguments, "--settings"))["task"] in {"CoLA", "SST-2", "QNLI", "MNLI"}
+    assert option(arguments, "--out") == distill["output"][0]

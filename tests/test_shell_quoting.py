@@ -31,7 +31,7 @@ def test_config_values_are_quoted_in_every_planned_command(tmp_path):
     for command in commands:
         program, _, rest = command.partition(" ")
         assert program == "hskd"
-        arguments = rest.split(" > ", 1)[0]  # up to the log redirection
+        arguments = rest.split(" && ", 1)[0]
         printed = subprocess.run(["bash", "-c", f"printf '%s\\n' {arguments}"], cwd=tmp_path, capture_output=True,
                                  text=True, check=True).stdout.splitlines()  # fmt: skip
         if "prepare-data" in command:

@@ -1,4 +1,4 @@
-"""The strategy registries are the one vocabulary: the schema's enums and the README's table equal them, and a
+"""The strategy registries are the one vocabulary: the schema's enums and the table in docs/cells.md equal them, and a
 strategy added there (the seeded `random` tokens) works everywhere: grammar, planning, extraction, online."""
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ def test_the_schema_enums_are_the_registries():
     assert definitions["width_scheme"]["enum"] == list(WIDTH_STRATEGIES)
 
 
-def test_the_readme_table_is_the_registries():
+def test_the_docs_table_is_the_registries():
     rows = [f"| length | `{name}` | {entry.description} |" for name, entry in LENGTH_STRATEGIES.items()]
     rows += [f"| width | `{name}` | {entry.description} |" for name, entry in WIDTH_STRATEGIES.items()]
-    readme = ROOT.joinpath("README.md").read_text()
+    readme = ROOT.joinpath("docs", "cells.md").read_text()
     table = [line for line in readme.splitlines() if line.startswith(("| length | `", "| width | `"))
              and "=" not in line.split("|")[2]]  # fmt: skip  (not the grammar table's rows)
     assert table == rows

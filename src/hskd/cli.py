@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 from hskd.common.glue import GlueFormatError
 from hskd.planning import paths
@@ -24,8 +25,8 @@ T = TypeVar("T")
 
 
 def _json(text: str):
-    """A JSON argument, or @file holding JSON."""
-    return json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+    """A JSON argument, or the path of a file holding JSON."""
+    return json.loads(text if text.lstrip().startswith(("{", "[")) else Path(text).read_text())
 
 
 def _parsed(option: str, text: str, build: Callable[[Any], T]) -> T:
@@ -221,7 +222,7 @@ def _add_precision(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hskd", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hskd", description=__doc__.splitlines()[0], fromfile_prefix_chars="@")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("make-smoke-data", help="write a tiny learnable SST-2-style TSV dataset")
@@ -244,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("finetune-teacher", help="fine-tune the teacher on a task")
     p.add_argument("--task", required=True)
-    p.add_argument("--settings", required=True, help="the config's teacher section as JSON (or @file)")
+    p.add_argument("--settings", required=True, help="the config's teacher section as JSON (or a JSON file)")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--threads", type=int, default=1)
@@ -278,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("distill", help="one student run: stage 1 (HSK) + stage 2 (predictions)")
-    p.add_argument("--settings", required=True, help="RunSettings as JSON (or @file)")
+    p.add_argument("--settings", required=True, help="RunSettings as JSON (or a JSON file)")
     for name in ("student-dir", "teacher-dir", "train", "heldout", "dev", "logits", "out"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--store", default="", help="HSK store (cached mode)")
@@ -331,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     _add_precision(p)
     p.set_defaults(func=cmd_bench)
+    for command in sub.choices.values():
+        command.add_argument("--log", help="write all output to this file; an error's one line also goes to the "
+                                           "terminal")  # fmt: skip
     return parser
 
 
@@ -342,14 +346,39 @@ def _input_errors() -> tuple[type[Exception], ...]:
     return errors if store is None else (*errors, store.StoreMismatchError)
 
 
+def _output_to(log: str) -> TextIO:
+    """Send this process's stdout and stderr to `log` at the file-descriptor level (tqdm, warnings and native
+    libraries included); return a stream to the terminal's stderr, for the one line a failure prints there."""
+    terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for stream in (sys.stdout, sys.stderr):
+        os.dup2(descriptor, stream.fileno())
+    os.close(descriptor)
+    return terminal
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run one command. With `--log`, its whole output goes to the log file and only a failure's one line (bad
+    input: the line naming the file or key; a bug: its exception and where the traceback is) to the terminal."""
     args = build_parser().parse_args(argv)
+    terminal = _output_to(args.log) if args.log else None
     print("hskd", *(argv if argv is not None else sys.argv[1:]), file=sys.stderr, flush=True)
     try:
         args.func(args)
     except _input_errors() as err:  # evaluated only when an error propagates, after the command's imports
         # bad input: one line naming the file or key; anything else is a bug and keeps its traceback
-        sys.exit(f"hskd {args.command}: error: {err}")
+        message = f"hskd {args.command}: error: {err}"
+        if terminal is not None:
+            print(message, file=terminal, flush=True)
+        sys.exit(message)
+    except Exception as err:
+        if terminal is not None:
+            reason = str(err).splitlines()[0] if str(err) else ""
+            print(f"hskd {args.command}: {type(err).__name__}: {reason} (traceback in {args.log})", file=terminal,
+                  flush=True)  # fmt: skip
+        raise
 
 
 if __name__ == "__main__":

@@ -16,4 +16,4 @@ rule bench:
     log:
         f"{R}/logs/bench.log",
     shell:
-        "hskd bench --out {params.results:q} --threads {threads} --precision {params.precision:q} > {log:q} 2>&1"
+        "hskd bench --out {params.results:q} --threads {threads} --precision {params.precision:q} --log {log:q}"

@@ -14,6 +14,7 @@ from hskd.planning.shapes import student_layer_count
 from hskd.planning.download import HUB_ID_PATTERN, glue_from_hub, hub_downloads, hub_environment, write_merged
 from hskd.planning.download import student_hub_model, teacher_hub_model
 from hskd.common.glue import get_task
+from hskd.common.io import content_file
 from hskd.planning.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
 
 try:
@@ -50,6 +51,15 @@ def cluster_resources(rule_name):
 
 def as_json(value):
     return json.dumps(value, sort_keys=True)
+
+
+def args_file(*arguments):
+    """A job's arguments, one per line, in a file its `hskd` command reads as `@file` (argparse's own syntax), so
+    the shell line Snakemake echoes (and repeats on an error) stays short. The file is named by its content:
+    any changed argument is a changed param, which reruns the job as a changed inline argument would. Dry runs
+    write it too, so a planned command can be read and run by hand."""
+    text = "".join(f"{argument}\n" for argument in arguments)
+    return content_file(text, f"{R}/args", ".args")
 
 
 def optional(flag, value):

@@ -12,7 +12,7 @@ if STUDY.synthetic_data:
             f"{R}/logs/smoke_data.log",
         localrule: True  # seconds of work: never a cluster job
         shell:
-            "hskd make-smoke-data --out-dir {params.out:q} > {log:q} 2>&1"
+            "hskd make-smoke-data --out-dir {params.out:q} --log {log:q}"
 
 
 rule prepare_data:
@@ -39,4 +39,4 @@ rule prepare_data:
     shell:
         "hskd prepare-data --task {wildcards.task} {params.glue_dir} --tokenizer {params.tokenizer:q}"
         " --max-seq-length {params.max_seq_length:q} --train-subset {params.train_subset:q}"
-        " --heldout-size {params.heldout_size:q} --seed {params.seed:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --heldout-size {params.heldout_size:q} --seed {params.seed:q} --out-dir {params.out_dir:q} --log {log:q}"

@@ -5,9 +5,11 @@ rule distill:
         paths.RUN_METRICS.format(results=R, task="{task}", student="{student}", depth="{depth}",
                                  length="{length}", width="{width}", lr="{lr}", seed="{seed}"),
     params:
-        settings=run_settings,
-        teacher_dir=teacher_dir,
-        store=lambda w: optional("--store", run_store(w)),
+        args=lambda w, input, output: args_file(
+            "--settings", run_settings(w), "--student-dir", input.student, "--teacher-dir", teacher_dir(w),
+            "--train", input.train, "--heldout", input.heldout, "--dev", input.dev, "--logits", input.logits,
+            *(["--store", run_store(w)] if run_store(w) else []), "--out", output[0],
+        ),
     # not in the settings param: a new thread count must not rerun finished runs (as checkpoint_minutes)
     threads: STUDY.threads
     resources:
@@ -22,7 +24,5 @@ rule distill:
         f"{R}/logs/{{task}}/runs/{{student}}/depth={{depth}}/length={{length}}/width={{width}}/"
         f"lr={{lr}}/seed={{seed}}.log",
     shell:
-        "hskd distill --settings {params.settings:q} --student-dir {input.student:q}"
-        " --teacher-dir {params.teacher_dir:q} --train {input.train:q} --heldout {input.heldout:q}"
-        " --dev {input.dev:q} --logits {input.logits:q} {params.store} --out {output:q}"
-        " --threads {threads} --checkpoint-minutes {resources.checkpoint_minutes} > {log:q} 2>&1"
+        "hskd distill @{params.args:q} --threads {threads} --checkpoint-minutes {resources.checkpoint_minutes}"
+        " --log {log:q}"

@@ -1,4 +1,4 @@
-# Offline compute nodes (`hub.offline: true`; README "Running on a cluster"): local jobs fetch each hub model and
+# Offline compute nodes (`hub.offline: true`; docs/cluster.md): local jobs fetch each hub model and
 # GLUE task of the config into the hub cache (`hub.cache_dir`), one job and one manifest each, and a job that
 # reads the hub waits for the manifests of what it reads (`hub_inputs` in common.smk): a new task or model
 # fetches only itself and reruns nothing that exists. They run where Snakemake runs (the head node under a
@@ -15,7 +15,7 @@ rule download_model:
         f"{R}/logs/download/models/{{model}}.log",
     localrule: True
     shell:
-        "hskd download --models {wildcards.model:q} --out {output:q} > {log:q} 2>&1"
+        "hskd download --models {wildcards.model:q} --out {output:q} --log {log:q}"
 
 
 rule download_glue:
@@ -27,7 +27,7 @@ rule download_glue:
         f"{R}/logs/download/glue/{{task}}.log",
     localrule: True
     shell:
-        "hskd download --glue-tasks {wildcards.task:q} --out {output:q} > {log:q} 2>&1"
+        "hskd download --glue-tasks {wildcards.task:q} --out {output:q} --log {log:q}"
 
 
 # `snakemake --cores 1 download`: every model and task of the config in the cache, with or without hub.offline;

@@ -11,10 +11,11 @@ rule extract:
         logits=paths.LOGITS.format(results=R, task="{task}", split="train"),
         manifest=paths.HSK_MANIFEST.format(results=R, task="{task}"),
     params:
-        teacher_dir=teacher_dir,
-        stores=lambda w: as_json(store_targets(w.task)),
-        precision=STUDY.precision,
-        protocol=as_json(STUDY.protocol.as_dict()),
+        args=lambda w, input, output: args_file(
+            "--teacher-dir", teacher_dir(w), "--train", input.train, "--stores", as_json(store_targets(w.task)),
+            "--logits", output.logits, "--manifest", output.manifest, "--precision", STUDY.precision,
+            "--protocol", as_json(STUDY.protocol.as_dict()),
+        ),
     threads: STUDY.threads
     resources:
         **cluster_resources("extract"),
@@ -25,10 +26,7 @@ rule extract:
     log:
         f"{R}/logs/{{task}}/extract.log",
     shell:
-        "hskd extract --teacher-dir {params.teacher_dir:q} --train {input.train:q}"
-        " --stores {params.stores:q} --logits {output.logits:q} --manifest {output.manifest:q}"
-        " --threads {threads} --precision {params.precision:q} --protocol {params.protocol:q}"
-        " --teacher-margin {resources.teacher_margin}"
-        " > {log:q} 2>&1"
+        "hskd extract @{params.args:q} --threads {threads} --teacher-margin {resources.teacher_margin}"
+        " --log {log:q}"
         # the folder exists even when no cell of the task is cached (a directory output must)
         " && mkdir -p {output.stores:q}"

@@ -42,7 +42,7 @@ rule aggregate:
     shell:
         "hskd aggregate --results {params.results:q} --runs-from {input.run_list:q} --out {params.out:q}"
         " --select-on {params.select_on:q}"
-        " --value {params.value:q} --margin {params.margin:q} --alpha {params.alpha:q} > {log:q} 2>&1"
+        " --value {params.value:q} --margin {params.margin:q} --alpha {params.alpha:q} --log {log:q}"
 
 
 rule plot:
@@ -68,4 +68,4 @@ rule plot:
     localrule: True
     shell:
         "hskd plot --summary {input.summary:q} --references {input.references:q} --out {params.out:q} --tasks {params.tasks:q}"
-        " --fraction {params.fraction:q} > {log:q} 2>&1"
+        " --fraction {params.fraction:q} --log {log:q}"

@@ -6,9 +6,11 @@ rule init_student:
     output:
         directory(paths.STUDENT_INIT.format(results=R, task="{task}", student="{student}")),
     params:
-        settings=lambda w: as_json(dataclasses.asdict(STUDY.students[w.student])),
-        seed=lambda w: STUDY.for_task(w.task).teacher.seed,
-        teacher_dir=teacher_dir,
+        args=lambda w, input, output: args_file(
+            "--task", w.task, "--settings", as_json(dataclasses.asdict(STUDY.students[w.student])),
+            "--teacher-dir", teacher_dir(w), "--train", input.train, "--out-dir", output[0],
+            "--seed", STUDY.for_task(w.task).teacher.seed,
+        ),
     threads: STUDY.threads
     resources:
         **cluster_resources("init_student"),
@@ -18,6 +20,5 @@ rule init_student:
     log:
         f"{R}/logs/{{task}}/init_student_{{student}}.log",
     shell:
-        "hskd init-student --task {wildcards.task} --settings {params.settings:q}"
-        " --teacher-dir {params.teacher_dir:q} --train {input.train:q} --out-dir {output:q}"
-        " --seed {params.seed:q} --threads {threads} --teacher-margin {resources.teacher_margin} > {log:q} 2>&1"
+        "hskd init-student @{params.args:q} --threads {threads} --teacher-margin {resources.teacher_margin}"
+        " --log {log:q}"

@@ -8,10 +8,12 @@ rule finetune_teacher:
         config=paths.TEACHER_CONFIG.format(results=R, task="{task}"),
         metrics=paths.TEACHER_METRICS.format(results=R, task="{task}"),
     params:
-        precision=STUDY.precision,
-        settings=lambda w: as_json(dataclasses.asdict(STUDY.for_task(w.task).teacher)),
-        group=lambda w: "--group-by-length" if STUDY.for_task(w.task).data.group_by_length else "--no-group-by-length",
-        out_dir=lambda w, output: os.path.dirname(output.metrics),
+        args=lambda w, input, output: args_file(
+            "--task", w.task, "--settings", as_json(dataclasses.asdict(STUDY.for_task(w.task).teacher)),
+            "--data-dir", os.path.dirname(input.train), "--out-dir", os.path.dirname(output.metrics),
+            "--group-by-length" if STUDY.for_task(w.task).data.group_by_length else "--no-group-by-length",
+            "--precision", STUDY.precision,
+        ),
     threads: STUDY.threads
     resources:
         **cluster_resources("finetune_teacher"),
@@ -24,6 +26,5 @@ rule finetune_teacher:
     log:
         f"{R}/logs/{{task}}/finetune_teacher.log",
     shell:
-        "hskd finetune-teacher --task {wildcards.task} --settings {params.settings:q}"
-        " --data-dir \"$(dirname {input.train:q})\" --out-dir {params.out_dir:q} --threads {threads} {params.group:q}"
-        " --checkpoint-minutes {resources.checkpoint_minutes} --precision {params.precision:q} > {log:q} 2>&1"
+        "hskd finetune-teacher @{params.args:q} --threads {threads}"
+        " --checkpoint-minutes {resources.checkpoint_minutes} --log {log:q}"

@@ -1,4 +1,4 @@
-"""Atomic file outputs (temp path, then rename) and run provenance."""
+"""Atomic file outputs (temp path, then rename), content-addressed files, checksums and run provenance."""
 
 from __future__ import annotations
 
@@ -48,6 +48,16 @@ def link_atomic(source: str | Path, path: str | Path) -> None:
 def write_json_atomic(data: dict, path: str | Path) -> None:
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def content_file(text: str, directory: str | Path, suffix: str) -> Path:
+    """`text` in `directory`, in a file named by its sha256: the same path for the same text and a new path for a
+    new one. Written once, atomically."""
+    path = Path(directory) / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}{suffix}"
+    if not path.exists():
+        with atomic_output(path) as tmp:
+            tmp.write_text(text)
+    return path
 
 
 def save_tensors_atomic(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:

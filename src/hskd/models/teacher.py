@@ -1,4 +1,5 @@
-"""Teacher fine-tuning on a GLUE task, and loading the fine-tuned teacher."""
+"""The teacher: building it, loading the fine-tuned one, its fingerprint, and one pass over a batch (hidden
+states, [CLS] attention rows, logits)."""
 
 from __future__ import annotations
 

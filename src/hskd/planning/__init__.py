@@ -1,0 +1,1 @@
+"""Layer 1, torch-free: what Snakemake imports to plan a study (cells, strategies, protocol, config, grid, paths)."""

@@ -1,6 +1,6 @@
 """Typed study configuration: one dataclass per schema section, field names the schema's keys, built from
-the schema-validated config dict by `typed`, plus the cross-field checks a JSON schema cannot express. Every
-check raises `ConfigError` naming the key."""
+the schema-validated config dict by `typed`, and validated against the schema. Loading a study
+(by_task overlays, cross-field checks) is `hskd.planning.study`."""
 
 from __future__ import annotations
 

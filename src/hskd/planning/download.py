@@ -4,7 +4,7 @@ Planning (no torch, transformers or hub import): `hub_downloads` lists the hub m
 loads (`teacher_hub_model`, `student_hub_model`, `glue_from_hub` say which job reads which), `hub_environment`
 maps the config's `hub` section to the variables every job runs with. `download` (`hskd download`, the
 download rules of workflow/rules/download.smk) fetches models and tasks with the hub forced online for its own
-process, and `merge_manifests` makes the `download` rule's manifest of their manifests. README: "Running on a
+process, and `merge_manifests` makes the `download` rule's manifest of their manifests. docs/cluster.md: "Running on a
 cluster", "Offline compute nodes"."""
 
 from __future__ import annotations

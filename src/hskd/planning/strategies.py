@@ -1,9 +1,9 @@
 """The length and width strategies of HSK compression, each registered once.
 
 An entry holds everything the pipeline needs to know about a strategy: its name (the scheme of the cell
-grammar, e.g. ``length=attention-4``), its README description, what it needs from the teacher, whether its
+grammar, e.g. ``length=attention-4``), its description in docs/cells.md, what it needs from the teacher, whether its
 picks differ per example, how a store holds it, and the function that picks. The cell grammar, the config
-schema's enums and the README's table (both tested equal to these), the workflow's wildcard patterns,
+schema's enums and the table in docs/cells.md (both tested equal to these), the workflow's wildcard patterns,
 extraction, online distillation and store sizing all read the registry: a new strategy is one entry.
 
 Depth has one strategy, the top k student layers on a linear layer map (`hskd.planning.cells.layer_map`).

@@ -1,0 +1,1 @@
+"""Layer 2, torch-free: runs collected into summaries, tables, the minimum-HSK decision and figures."""

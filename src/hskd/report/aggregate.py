@@ -1,8 +1,7 @@
-"""Aggregate run metrics: tuned summaries, per-dimension tables and the minimum-HSK finding.
-
-Runs are read from
-``{results_dir}/{task}/runs/{student}/depth=../length=../width=../lr=../seed=../metrics.json``.
-Everything below `collect_runs` is a pure function of pandas frames; writers go through `atomic_output`."""
+"""`hskd aggregate`: a study's runs (``{results_dir}/{task}/runs/{student}/depth=../length=../width=../lr=../
+seed=../metrics.json``) into runs.csv, the summaries, the per-dimension tables and the minimum-HSK decision.
+The pieces are pure functions of pandas frames in `runs`, `summary`, `tables` and `minimum`; writers go through
+`atomic_output`."""
 
 from __future__ import annotations
 

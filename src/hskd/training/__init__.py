@@ -1,0 +1,1 @@
+"""Layer 4: training loops, a student run, teacher fine-tuning, student initialisation, resuming."""

@@ -1,4 +1,4 @@
-"""Pieces shared by every training loop: runtime setup, optimiser and schedule, evaluation, KD losses."""
+"""Pieces shared by every training loop: optimiser and schedule, batches, the fit loop, evaluation, KD losses."""
 
 from __future__ import annotations
 
