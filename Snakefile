@@ -23,4 +23,5 @@ rule all:
     input:
         rules.aggregate.output,  # the tables need every run of the config
         rules.plot.output,
+        rules.study_config.output,
     default_target: True

@@ -65,3 +65,17 @@ def test_prepared_splits_record_truncation_and_a_subset_larger_than_the_data(tmp
     err = capsys.readouterr().err
     assert "data.train_subset 100 exceeds the 35 training examples" in err
     assert f"of examples ({longer} of 10) are longer than 6 tokens" in err
+
+
+def test_heldout_size_0_trains_on_every_example(tmp_path):
+    # the paper's code trains on the whole split and selects on dev
+    from hskd.common.glue import write_smoke_tsv
+    from hskd.models.data import SPLITS, prepare_splits
+    from hskd.models.hub import load_tokenizer
+
+    write_smoke_tsv(tmp_path / "glue", n_train=40, n_dev=10, seed=0)
+    paths = {split: str(tmp_path / f"{split}.safetensors") for split in SPLITS}
+    prepare_splits("SST-2", str(tmp_path / "glue"), load_tokenizer("minilm-l6"), 16, None, 0, 0, paths)
+    train, heldout = TokenizedSplit.load(paths["train"]), TokenizedSplit.load(paths["heldout"])
+    assert len(train) == 40 and len(heldout) == 0
+    assert split_indices(40, 0, None, seed=0)[1].tolist() == list(range(40))

@@ -91,10 +91,25 @@ def _run(tiny_task, extracted, tmp_path, cell_position: int, kd_mode: str, name:
     settings = RunSettings(task="SST-2", student="s", cell=CELLS[cell_position], lr=1e-3, seed=seed, stage1=STAGE,
                            stage2=STAGE, width_loss="paper", freeze_word_embeddings=True, group_by_length=True,
                            threads=1, kd_mode=kd_mode, precision=precision)
-    inputs = RunInputs(str(student_dir), tiny_task["teacher"], tiny_task["train"], tiny_task["heldout"],
-                       tiny_task["dev"], extracted["logits"], extracted["targets"][cell_position].path)
+    inputs = RunInputs(str(student_dir), tiny_task["teacher"], tiny_task["train"],
+                       extracted.get("heldout", tiny_task["heldout"]), tiny_task["dev"], extracted["logits"],
+                       extracted["targets"][cell_position].path)  # fmt: skip
     distill.run(settings, inputs, str(tmp_path / name), checkpoint_minutes)
     return json.loads((tmp_path / name).read_text())
+
+
+def test_a_run_without_a_heldout_slice_records_no_heldout_metric(tiny_task, extracted, tmp_path):
+    from hskd.common.glue import write_smoke_tsv
+    from hskd.models.data import SPLITS, prepare_splits
+    from hskd.models.hub import load_tokenizer
+
+    write_smoke_tsv(tmp_path / "glue", n_train=20, n_dev=4, seed=1)
+    empty = {split: str(tmp_path / f"{split}.safetensors") for split in SPLITS}
+    prepare_splits("SST-2", str(tmp_path / "glue"), load_tokenizer("minilm-l6"), 16, None, 0, 0, empty)
+    with_slice = _run(tiny_task, extracted, tmp_path, 0, "cached", "a.json")
+    without = _run(tiny_task, {**extracted, "heldout": empty["heldout"]}, tmp_path, 0, "cached", "b.json")
+    assert with_slice["heldout_final"] is not None and without["heldout_final"] is None
+    assert without["dev_final"] == with_slice["dev_final"]  # the held-out slice is only ever measured
 
 
 def test_cached_run_never_loads_the_teacher_and_a_seed_fixes_every_result(tiny_task, extracted, tmp_path,

@@ -135,19 +135,60 @@ def cmd_evaluate(args) -> None:
     print(json.dumps(evaluate_checkpoint(args.model, args.task, args.split, args.threads, args.precision), indent=2))
 
 
-def _study(configfiles: list[str]):
-    """The study of the config files, merged in order as Snakemake does; None when none is given."""
-    if not configfiles:
-        return None
+def _config_overrides(assignments: list[str]) -> dict[str, Any]:
+    """`--config key=value ...` as Snakemake reads them: each value parsed as YAML."""
     import yaml
-    from snakemake.utils import update_config
 
+    overrides = {}
+    for assignment in assignments:
+        key, equals, value = assignment.partition("=")
+        if not equals or not key:
+            raise ConfigError(f"--config: {assignment!r} is not key=value")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def _layers(args):
+    """The config layers of `--configfile`/`--config`, as the workflow merges them (config.yaml first)."""
+    from hskd.planning.layers import read_layers
+
+    return read_layers(args.configfile, _config_overrides(args.config))
+
+
+def _study(args):
+    """The study of `--configfile`/`--config` as Snakemake would load it; None when no config file is given."""
+    if not args.configfile:
+        return None
+    from hskd.planning.layers import merge
     from hskd.planning.study import load
 
-    merged: dict = {}
-    for path in configfiles:
-        update_config(merged, yaml.safe_load(Path(path).read_text()) or {})
-    return load(merged)
+    return load(merge(_layers(args))[0])
+
+
+def cmd_protocol(args) -> None:
+    from hskd.common.io import write_text
+    from hskd.planning.layers import merge
+    from hskd.planning.protocol import format_recipe
+    from hskd.planning.study import load
+
+    text = format_recipe(load(merge(_layers(args))[0]))
+    if args.out:
+        write_text(text, args.out)
+    print(text, end="")
+
+
+def cmd_config(args) -> None:
+    from hskd.common.io import write_text
+    from hskd.planning.layers import effective_rows, format_rows, merge
+    from hskd.planning.study import load
+
+    layers = _layers(args)
+    config, origins = merge(layers)
+    load(config)  # validates and fills the schema's defaults in place
+    text = format_rows(effective_rows(config, origins), layers)
+    if args.out:
+        write_text(text, args.out)
+    print(text, end="")
 
 
 def _expected_runs(study, results: str, runs_from: str) -> list[str] | None:
@@ -164,7 +205,7 @@ def _expected_runs(study, results: str, runs_from: str) -> list[str] | None:
 def cmd_aggregate(args) -> None:
     from hskd.report.aggregate import aggregate
 
-    study = _study(args.configfile)
+    study = _study(args)
     results = args.results or (study.results_dir if study else paths.RESULTS)
     missing = aggregate(results, args.out or f"{results}/tables", select_on=args.select_on, value_column=args.value,
                         expected=_expected_runs(study, results, args.runs_from), alpha=args.alpha, margin=args.margin)
@@ -219,6 +260,13 @@ def _add_teacher_margin(parser: argparse.ArgumentParser) -> None:
 def _add_precision(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="auto = bf16 autocast on CUDA, fp32 on CPU; bf16 = bf16 autocast everywhere")  # fmt: skip
+
+
+def _add_study_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--configfile", nargs="+", action="extend", default=[],
+                   help=f"config file(s) of the study, merged in order over config.yaml: {what}")  # fmt: skip
+    p.add_argument("--config", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                   help="top-level values over the config files, as snakemake --config")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,13 +351,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--value", choices=["dev_final", "dev_best"], default="dev_final")
     p.add_argument("--margin", type=float, default=0.01, help="non-inferiority margin, metric units")
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise error of the non-inferiority decisions")
-    p.add_argument("--configfile", action="append", default=[],
-                   help="config file(s) of the study (merged in order): tables hold only the runs it asks for; "
-                        "missing and other runs are listed")
+    _add_study_options(p, "tables hold only the runs the study asks for; missing and other runs are listed")
     p.add_argument("--runs-from", default="",
                    help="file listing the metrics.json paths to read, one per line (what the aggregate rule passes); "
                         "other runs under --results are ignored")
     p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("config", help="the effective config of a study, each value with the layer it came from")
+    _add_study_options(p, "as for snakemake (config.yaml is merged first unless a file is standalone)")
+    p.add_argument("--out", default="", help="also write the text to this file")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("protocol", help="per task, every protocol choice and recipe value against the paper's code")
+    _add_study_options(p, "as for snakemake (config.yaml is merged first unless a file is standalone)")
+    p.add_argument("--out", default="", help="also write the text to this file")
+    p.set_defaults(func=cmd_protocol)
 
     p = sub.add_parser("plot", help="figures from results/tables/summary.csv")
     p.add_argument("--summary", default="results/tables/summary.csv")

@@ -16,7 +16,14 @@ from hskd.planning.download import student_hub_model, teacher_hub_model
 from hskd.common.glue import get_task
 from hskd.common.io import content_file
 from hskd.planning.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
+from hskd.planning.layers import effective_rows, format_rows, merge, read_layers
 
+# The config as its layers give it: config.yaml, each --configfile, --config; a `standalone: true` file drops
+# the layers before it (Snakemake itself always merges config.yaml under every --configfile).
+CONFIG_LAYERS = read_layers(workflow.config_settings.configfiles, dict(workflow.config_settings.config))
+_merged, CONFIG_ORIGINS = merge(CONFIG_LAYERS)
+config.clear()
+config.update(_merged)
 try:
     STUDY = load_study(config)  # schema defaults filled in place; cross-field checks; before any job
 except ConfigError as err:
@@ -67,12 +74,17 @@ def optional(flag, value):
     return f"{flag} {shlex.quote(str(value))}" if value else ""
 
 
-def write_run_list(runs, path, log):
-    """The run list file of the aggregate rule (one metrics.json path per line), written atomically."""
+def write_text_logged(text, path, log, note=None):
+    """A small local output written atomically, and a one-line log saying so."""
     from hskd.common.io import write_text
 
-    write_text("".join(f"{run}\n" for run in runs), path)
-    write_text(f"{len(runs)} runs listed in {path}\n", log)
+    write_text(text, path)
+    write_text(f"{note or f'wrote {path}'}\n", log)
+
+
+def write_run_list(runs, path, log):
+    """The run list file of the aggregate rule (one metrics.json path per line)."""
+    write_text_logged("".join(f"{run}\n" for run in runs), path, log, f"{len(runs)} runs listed in {path}")
 
 
 def write_hub_manifest(manifests, path, log):

@@ -12,6 +12,19 @@ rule run_list:
         write_run_list(params.runs, output[0], log[0])
 
 
+# The effective config, each value with the layer it came from (what `hskd config` prints for the same call).
+rule study_config:
+    output:
+        report(f"{R}/tables/config.txt", caption="../report/config.rst", category="Study"),
+    params:
+        text=format_rows(effective_rows(config, CONFIG_ORIGINS), CONFIG_LAYERS),
+    log:
+        f"{R}/logs/study_config.log",
+    localrule: True
+    run:
+        write_text_logged(params.text, output[0], log[0])
+
+
 rule aggregate:
     input:
         runs=run_targets(),

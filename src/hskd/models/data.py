@@ -32,12 +32,19 @@ def split_indices(num_train: int, heldout_size: int, train_subset: int | None, s
 
 def untruncated_lengths(examples: glue.Examples, tokenizer) -> list[int]:
     """Token count of every example before truncation (special tokens included)."""
+    if not examples.labels:
+        return []
     encoded = tokenizer(examples.text_a, examples.text_b, truncation=False, return_attention_mask=False,
                         return_token_type_ids=False, return_length=True, verbose=False)  # fmt: skip
     return list(encoded["length"])
 
 
 def tokenize(examples: glue.Examples, tokenizer, max_seq_length: int, task: str) -> dict[str, torch.Tensor]:
+    label_dtype = torch.float32 if glue.get_task(task).is_regression else torch.int64
+    if not examples.labels:  # an empty split (data.heldout_size 0); the tokenizer refuses an empty batch
+        empty = torch.zeros(0, max_seq_length)
+        return {"input_ids": empty.to(torch.int32), "token_type_ids": empty.to(torch.uint8),
+                "lengths": torch.zeros(0, dtype=torch.int32), "labels": torch.zeros(0, dtype=label_dtype)}
     encoded = tokenizer(
         examples.text_a,
         examples.text_b,
@@ -46,7 +53,6 @@ def tokenize(examples: glue.Examples, tokenizer, max_seq_length: int, task: str)
         padding="max_length",
         return_tensors="pt",
     )
-    label_dtype = torch.float32 if glue.get_task(task).is_regression else torch.int64
     return {
         "input_ids": encoded["input_ids"].to(torch.int32),
         "token_type_ids": encoded["token_type_ids"].to(torch.uint8),

@@ -175,6 +175,7 @@ class StudyConfig:
     teacher_margin: float | None
     width_loss: str
     freeze_word_embeddings: bool
+    standalone: bool
     allow_off_grid: bool
     resources: ResourcesConfig
     hub: HubConfig

@@ -6,6 +6,7 @@ Bernoulli dims) are cell schemes instead, so both can sit in one study."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 RANKINGS = ("last_layer", "mapped_layer", "uniform_layer")
 CHOICES = {
@@ -98,3 +99,102 @@ def from_dict(values: dict[str, str]) -> Protocol:
     if unknown or set(CHOICES) - set(values):
         raise ValueError(f"protocol needs exactly the keys name, {', '.join(CHOICES)}; got {sorted(values)}")
     return resolve(values["name"], {key: value for key, value in values.items() if key != "name"})
+
+
+@dataclass(frozen=True)
+class RecipeValue:
+    """A config value the paper's code fixes: `paper` is the value, or a function of the study giving it."""
+
+    key: str  # dotted config key, read from a task's view of the study
+    paper: Any
+    source: str  # where the paper's code (llyx97/Marginal-Utility-Diminishes at 0c40107) sets it
+
+    def paper_value(self, study) -> Any:
+        return self.paper(study) if callable(self.paper) else self.paper
+
+
+PAPER_COMMIT = "0c40107"
+# The config values of the paper's recipe (its README's commands and main.py). Under `protocol: paper` a study's
+# effective config should hold these for every task (`recipe_rows` says where it does not).
+PAPER_RECIPE = (
+    RecipeValue("precision", "fp32", "main.py: no autocast and no .half(): fp32 throughout"),
+    RecipeValue("freeze_word_embeddings", False, "main.py L1044: the optimiser gets every named parameter"),
+    RecipeValue("data.max_seq_length", 128, "README commands: --max_seq_length 128 (main.py L745 default)"),
+    RecipeValue("data.heldout_size", 0, "main.py L980-1005: trains on the whole training set"),
+    RecipeValue("data.group_by_length", False, "main.py L986, L997: RandomSampler batches"),
+    RecipeValue("width_loss", "paper", "main.py: the teacher's states multiplied by the mask, MSE over the vectors"),
+    RecipeValue("stage1.lr", 5e-5, "README --repr_distill commands: --learning_rate 5e-5"),
+    RecipeValue("stage1.batch_size", 32, "README --repr_distill commands: --train_batch_size 32"),
+    RecipeValue("stage1.schedule", "constant", "main.py L1057-1058: schedule 'none' without --pred_distill"),
+    RecipeValue("stage1.weight_decay", 0.01, "main.py L1053: BertAdam weight decay 0.01"),
+    RecipeValue("stage2.lr", 2e-5, "README prediction distillation: --learning_rate 2e-5"),
+    RecipeValue("stage2.batch_size", 32, "README prediction distillation: --train_batch_size 32"),
+    RecipeValue("stage2.epochs", 5, "README prediction distillation: --num_train_epochs 5"),
+    RecipeValue("stage2.warmup_ratio", 0.0, "README prediction distillation: --warmup_proportion 0."),
+    RecipeValue("stage2.weight_decay", 0.01, "main.py L1053: BertAdam weight decay 0.01"),
+    RecipeValue("stage2.schedule", "linear", "main.py L1056: warmup_linear"),
+    RecipeValue("stage2.temperature", 1.0, "main.py L843: --temperature default 1"),
+    RecipeValue("stage2.eval_every", 50, "README: --eval_step 50; main.py L1221 evaluates every eval_step steps"),
+    RecipeValue("report.value", "dev_best", "main.py L1256-1268: the best dev checkpoint is kept"),
+    RecipeValue("baselines.select_on", "dev", "main.py L1256-1268: chosen on dev"),
+    RecipeValue("baselines.lrs", lambda study: [study.stage2.lr], "README: every arm at --learning_rate 2e-5"),
+    RecipeValue("grid.lr_search", False, "README: one learning rate per command, no search"),
+)
+
+
+# Where hskd computes otherwise than the paper's code with no switch to make it the same (docs/paper-protocol.md
+# has a row for each, with why).
+NOT_REPRODUCED = (
+    ("optimizer", "BertAdam: no bias correction, eps 1e-6, no decay of biases and LayerNorm, every tensor's "
+                  "gradient clipped to norm 1.0 (transformer/optimization.py L191-339); hskd: fused AdamW, eps 1e-8"),
+    ("teacher mode during online distillation",
+     "loaded and never put in eval mode, so dropout is on (main.py L1016-1017)"),
+    ("teacher head during distillation", "classifier(relu(pooled)), no dropout (transformer/modeling.py L1460)"),
+    ("student head", "classifier(relu(pooled)), no dropout (transformer/modeling.py L1460); hskd: the HF head"),
+    ("TinyBERT projection",
+     "one fit_dense shared by every distilled layer (transformer/modeling.py L1452, L1465); hskd: one per layer"),
+    ("prediction-only baseline", "README: batch 64, warmup 0.1, epochs of HSK distillation; hskd: stage-2 "
+                                 "settings for stage-1 + stage-2 epochs"),
+    ("last incomplete batch", "skipped (main.py L1090-1091); hskd trains on it"),
+    ("evaluation steps", "at (global_step + 1) % eval_step == 0 (main.py L1221); hskd at multiples of eval_every"),
+    ("teacher fine-tuning", "bert_ft.py: its own recipe and checkpoint choice; hskd: teacher.* settings, last step"),
+    ("ROSITA importance", "one epoch of training data with dropout on (bert_ft.py --compute_taylor); hskd: "
+                          "importance_batches batches"),
+    ("HSK targets", "fp32 from the live teacher; hskd stores hold fp16 values"),
+    ("static width masks", "drawn at step 0, applied from step 1; hskd applies them from the first step"),
+)
+
+
+def config_value(study, key: str) -> Any:
+    """A dotted key's value in a typed study (`stage2.eval_every` -> study.stage2.eval_every)."""
+    value = study
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def recipe_rows(study, task: str) -> list[tuple[str, Any, Any, str]]:
+    """(choice or key, the study's value for `task`, the paper's, the paper's source) of every protocol choice
+    and recipe value."""
+    task_study = study.for_task(task)
+    rows = [(f"protocol.{key}", getattr(task_study.protocol, key), getattr(PRESETS["paper"], key),
+             "docs/paper-protocol.md") for key in CHOICES]  # fmt: skip
+    rows += [(entry.key, config_value(task_study, entry.key), entry.paper_value(task_study), entry.source)
+             for entry in PAPER_RECIPE]  # fmt: skip
+    return rows
+
+
+def format_recipe(study) -> str:
+    """`hskd protocol`: per task, every choice and recipe value, marked where it departs from the paper's code."""
+    lines = [f"# each task's protocol against the paper's code (llyx97/Marginal-Utility-Diminishes at {PAPER_COMMIT});"
+             " '!=' marks a departure"]  # fmt: skip
+    for task in study.tasks:
+        rows = recipe_rows(study, task)
+        departures = sum(value != paper for _, value, paper, _ in rows)
+        lines.append(f"\n[{task}] {departures} of {len(rows)} differ from the paper's code")
+        for key, value, paper, source in rows:
+            mark = "==" if value == paper else "!="
+            lines.append(f"{key} = {value!r} {mark} paper {paper!r}  # {source}")
+    lines.append("\n# not reproduced, whatever the config (no switch; docs/paper-protocol.md says why)")
+    lines += [f"{what}: {how}" for what, how in NOT_REPRODUCED]
+    return "\n".join(lines) + "\n"

@@ -122,6 +122,11 @@ def check(study: StudyConfig) -> None:
         _check_task_name("tasks", task)
     _check_glue_dir(study)
     _check_model_folder("teacher.model", study.teacher.model)
+    for task in study.tasks:
+        if study.for_task(task).data.heldout_size == 0 and study.baselines.select_on == "train_heldout":
+            key = "data.heldout_size" if task not in study.task_studies else f"by_task.{task}.data.heldout_size"
+            raise ConfigError(f"{key}: 0 leaves no held-out slice for baselines.select_on: train_heldout; set "
+                              "baselines.select_on: dev (the paper's choice) or a held-out size")
     if study.grid.sweep_seeds > len(study.seeds):
         raise ConfigError(f"grid.sweep_seeds: {study.grid.sweep_seeds} > the {len(study.seeds)} seeds")
     teacher_layers, _ = teacher_shape(study)

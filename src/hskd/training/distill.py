@@ -197,7 +197,8 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
 
         result.update(checkpoint.once("stage1", stage1))
     result.update(_stage2(student, train, dev, teacher_logits, stage2_epochs, settings, device, checkpoint))
-    result["heldout_final"] = _evaluate_student(student, heldout, settings.task, device)
+    # no held-out slice (data.heldout_size 0: the whole split trains, selection is on dev)
+    result["heldout_final"] = _evaluate_student(student, heldout, settings.task, device) if len(heldout) else None
     student.eval()
     dev_predictions = predict(lambda b: student(**_student_inputs(b)).logits, dev, settings.task, device)
     result.update(collapse_report(dev_predictions, result["dev_final"], settings.task, train, dev))
