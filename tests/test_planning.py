@@ -79,8 +79,8 @@ def test_every_output_and_log_goes_under_results_dir(workdir):
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = planned_jobs(result.stdout)
     assert {job["rule"] for job in jobs} == {"smoke_data", "prepare_data", "finetune_teacher", "init_student",
-                                             "extract", "distill", "run_list", "aggregate", "plot", "bench",
-                                             "all"}  # fmt: skip
+                                             "extract", "distill", "run_list", "study_config", "aggregate", "plot",
+                                             "bench", "all"}  # fmt: skip
     for job in jobs:
         assert job["log"] or job["rule"] == "all", job
         for path in job["output"] + job["log"]:
