@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from hskd.models.runtime import autocast, autocast_dtype, setup_runtime
+from hskd.training.loop import make_optimizer
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -133,3 +136,33 @@ def test_regression_task_loss_pairs_each_output_with_its_own_label():
     # outputs [1, 4] vs labels [2, 0]: ((1 - 2)^2 + (4 - 0)^2) / 2 = 8.5; an output column [B, 1] broadcast
     # against labels [B] would average all four pairs instead: (1 + 1 + 4 + 16) / 4 = 5.5
     assert task_loss(torch.tensor([[1.0], [4.0]]), torch.tensor([2.0, 0.0])).item() == pytest.approx(8.5)
+
+
+def test_bert_adam_clips_each_tensor_skips_bias_correction_and_decays_the_weights():
+    # one step by hand: grad (3, 4) has norm 5, clipped to norm 1 (torch's clip divides by norm + 1e-6); then
+    # m = 0.1 g, v = 0.001 g^2, no bias correction: the update is m / (sqrt(v) + 1e-6) + 0.01 p, times the lr
+    from hskd.training.bert_adam import BertAdam
+
+    param = torch.nn.Parameter(torch.tensor([3.0, 4.0], dtype=torch.float64))
+    param.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    BertAdam([param], lr=0.1).step()
+    expected = []
+    for p, raw in ((3.0, 3.0), (4.0, 4.0)):
+        g = raw / (5.0 + 1e-6)
+        update = 0.1 * g / (math.sqrt(0.001 * g * g) + 1e-6) + 0.01 * p
+        expected.append(p - 0.1 * update)
+    assert param.detach().tolist() == pytest.approx(expected, rel=1e-12)
+
+
+def test_bert_adam_groups_leave_biases_and_layer_norm_undecayed():
+    from hskd.training.bert_adam import BertAdam
+
+    model = torch.nn.ModuleDict({"dense": torch.nn.Linear(2, 2), "LayerNorm": torch.nn.LayerNorm(2)})
+    model["dense"].bias.requires_grad_(False)
+    optimizer, _ = make_optimizer(model.named_parameters(), 1e-3, 0.01, "constant", 0.0, 10, kind="bertadam")
+    assert isinstance(optimizer, BertAdam)
+    decays = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert decays == {id(model["dense"].weight): 0.01, id(model["LayerNorm"].weight): 0.0,
+                      id(model["LayerNorm"].bias): 0.0}  # fmt: skip
+    adamw, _ = make_optimizer(model.named_parameters(), 1e-3, 0.01, "constant", 0.0, 10)
+    assert isinstance(adamw, torch.optim.AdamW)

@@ -20,6 +20,7 @@ from hskd.models.data import TokenizedSplit
 from hskd.models.pretrained import pretrained_student_from_config
 from hskd.planning.cells import parse_cell
 from hskd.planning.config import StageConfig
+from hskd.planning.protocol import PRESETS
 from hskd.training import distill
 from hskd.training.distill import RunInputs, RunSettings, stage1_loss
 
@@ -98,6 +99,16 @@ def test_each_stage_gets_its_learning_rate_and_stage2_the_runs(tiny_task, setup,
                         or real_fit(model, split, optimisation, *a, **k))  # fmt: skip
     run(tiny_task, setup, FULL, "lr.json", lr=7e-4, stage1=replace(STAGE, lr=3e-4), stage2=replace(STAGE, lr=9e-4))
     assert lrs == [3e-4, 7e-4]
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "bertadam"])
+def test_both_stages_use_the_protocols_optimizer(tiny_task, setup, monkeypatch, optimizer):
+    kinds, real_fit = [], distill.fit
+    monkeypatch.setattr(distill, "fit", lambda model, split, optimisation, *a, **k: kinds.append(
+        optimisation.optimizer) or real_fit(model, split, optimisation, *a, **k))  # fmt: skip
+    protocol = {**PRESETS["hskd"].as_dict(), "optimizer": optimizer}
+    run(tiny_task, setup, FULL, f"{optimizer}.json", protocol=protocol)
+    assert kinds == [optimizer, optimizer]
 
 
 def test_heldout_final_is_measured_on_the_heldout_split(tiny_task, setup, monkeypatch):

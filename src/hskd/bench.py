@@ -332,7 +332,7 @@ def bench_student(
     student = build_student(shape, teacher.config, settings.seed).to(device)
     if settings.freeze_word_embeddings:
         student.freeze_word_embeddings()
-    optimizer, _ = make_optimizer(student.parameters(), LR, WEIGHT_DECAY, "constant", 0.0, 1)
+    optimizer, _ = make_optimizer(student.named_parameters(), LR, WEIGHT_DECAY, "constant", 0.0, 1)
     split = random_split(settings.store_examples, seq_len, settings.teacher.vocab_size, settings.seed)
     teacher_logits = torch.randn(len(split), NUM_LABELS, generator=torch.Generator().manual_seed(settings.seed))
     teacher_logits = teacher_logits.to(device)

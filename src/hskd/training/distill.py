@@ -239,8 +239,9 @@ def _teacher_hidden_size(teacher_dir: str) -> int:
     return json.loads((Path(teacher_dir) / "config.json").read_text())["hidden_size"]
 
 
-def _optimisation(stage: StageConfig, lr: float) -> Optimisation:
-    return Optimisation(lr, stage.weight_decay, stage.schedule, stage.warmup_ratio, stage.batch_size)
+def _optimisation(stage: StageConfig, lr: float, protocol: Protocol) -> Optimisation:
+    return Optimisation(lr, stage.weight_decay, stage.schedule, stage.warmup_ratio, stage.batch_size,
+                        protocol.optimizer)
 
 
 def _stage1(
@@ -255,7 +256,7 @@ def _stage1(
     # With padding in the loss every batch is padded to max_seq_length, so length grouping changes nothing
     # but which examples share a batch: off, as in the paper's code.
     log = fit(
-        student, train, _optimisation(stage, stage.lr), stage.epochs, settings.seed,
+        student, train, _optimisation(stage, stage.lr, settings.choices), stage.epochs, settings.seed,
         settings.group_by_length and not padding_counts, device,
         lambda index, batch: loss(batch, source(index, batch)),
         f"stage 1 {cell}", checkpoint=checkpoint, carry=loss.totals,
@@ -288,7 +289,7 @@ def _stage2(
         return stage2_loss(logits, teacher_logits[index].to(device), batch["labels"], stage.temperature, protocol)
 
     # A different stream from stage 1's: the seed offset keeps the two stages' data orders independent.
-    log = fit(student, train, _optimisation(stage, settings.lr), epochs, settings.seed + 10_000,
+    log = fit(student, train, _optimisation(stage, settings.lr, settings.choices), epochs, settings.seed + 10_000,
               settings.group_by_length, device, loss_fn, "stage 2", after_step=evaluate_dev, checkpoint=checkpoint,
               carry=progress)  # fmt: skip
     dev_values = progress["dev_values"]
