@@ -76,6 +76,28 @@ def test_cached_and_online_give_the_same_loss(tiny_task, extracted, position, mo
     torch.testing.assert_close(cached_loss, online_loss, rtol=2e-3, atol=1e-5)
 
 
+def test_an_online_teacher_in_train_mode_renoises_its_targets_at_every_step(tiny_task):
+    # protocol_choices.teacher_mode: the paper's teacher keeps its dropout on while it produces HSK targets
+    from dataclasses import replace
+
+    from hskd.planning.protocol import PRESETS
+
+    train = TokenizedSplit.load(tiny_task["train"])
+    index = torch.tensor([5, 1, 17, 30])
+    batch = train.batch(index)
+    cell = parse_cell("depth=all-top2/length=attention-3/width=all")
+    targets = {}
+    for mode in ("eval", "train"):
+        protocol = replace(PRESETS["hskd"], teacher_mode=mode)
+        source = OnlineHSK.load(tiny_task["teacher"], cell, 2, train.max_seq_length, torch.device("cpu"), protocol)
+        assert source.teacher.training == (mode == "train")
+        torch.manual_seed(0)
+        targets[mode] = [source(index, batch).target for _ in range(2)]
+    torch.testing.assert_close(targets["eval"][0], targets["eval"][1], rtol=0, atol=0)
+    assert not torch.equal(targets["train"][0], targets["train"][1])
+    assert not torch.equal(targets["train"][0], targets["eval"][0])
+
+
 def test_store_from_another_teacher_is_refused(extracted):
     with pytest.raises(StoreMismatchError, match="teacher"):
         HSKStore(extracted["targets"][0].path, teacher_sha256="0" * 64)

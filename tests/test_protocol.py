@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -388,8 +389,11 @@ def test_paper_extraction_and_online_distillation_rank_tokens_per_layer_alike(ti
     cached = CachedHSK(HSKStore(path), parse_cell(ATTENTION_CELL), PAPER)(index, batch)
     assert cached.token_index.shape == (6, 3, 3)  # a token set per distilled layer
     assert not all(torch.equal(cached.token_index[:, 0], cached.token_index[:, i]) for i in (1, 2))
+    # stores hold the eval-mode teacher's targets; the paper's train-mode teacher re-noises them online
+    # (test_distill.py), so the ranking is compared with the teacher in eval mode
+    eval_teacher = replace(PAPER, teacher_mode="eval")
     online = OnlineHSK.load(tiny_task["teacher"], parse_cell(ATTENTION_CELL), 2, train.max_seq_length,
-                            torch.device("cpu"), PAPER)(index, batch)  # fmt: skip
+                            torch.device("cpu"), eval_teacher)(index, batch)  # fmt: skip
     assert torch.equal(cached.token_index, online.token_index)
     config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=32)  # fmt: skip

@@ -54,8 +54,10 @@ class OnlineHSK:
         self, teacher, sep_token_id: int, cell: Cell, student_layers: int, max_seq_length: int,
         protocol: Protocol = PRESETS["hskd"],
     ):  # fmt: skip
-        """Sets `teacher`'s attention implementation to the fastest one that gives what `cell` needs."""
+        """Sets `teacher`'s attention implementation to the fastest one that gives what `cell` needs, and its mode:
+        train (dropout on, the paper's) under `protocol.teacher_mode` "train", else eval."""
         teacher.set_attn_implementation(attention_implementation(cell.length.needs_attention))
+        teacher.train(protocol.teacher_mode == "train")
         self.teacher, self.sep_token_id = teacher, sep_token_id
         self.cell, self.student_layers, self.max_seq_length = cell, student_layers, max_seq_length
         self.protocol = protocol

@@ -32,6 +32,10 @@ CHOICES = {
     # the student's optimiser in both stages: fused AdamW | the paper's BertAdam (no bias correction, eps 1e-6,
     # no decay of biases and LayerNorm, per-tensor gradient clipping at 1.0)
     "optimizer": ("adamw", "bertadam"),
+    # the teacher of an online run (kd_mode online): in eval mode | in train mode, its dropout re-noising the
+    # hidden states, the attention that ranks tokens and the magnitudes that pick width at every step (the
+    # paper's teacher is never put in eval mode). Stores are always written by the eval-mode teacher.
+    "teacher_mode": ("eval", "train"),
 }
 
 
@@ -46,6 +50,7 @@ class Protocol:
     soft_ce: str
     regression_target: str
     optimizer: str
+    teacher_mode: str
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -74,9 +79,9 @@ class Protocol:
 
 PRESETS = {
     "hskd": Protocol("hskd", "masked", "above_padding", "last_layer", "last_layer", "probability", "per_example",
-                     "teacher", "adamw"),
+                     "teacher", "adamw", "eval"),
     "paper": Protocol("paper", "included", "below_padding", "mapped_layer", "uniform_layer", "logit", "per_class",
-                      "gold", "bertadam"),
+                      "gold", "bertadam", "train"),
 }
 STORE_CHOICES = ("hsk_padding", "sep_rank", "token_ranking", "token_score")
 
@@ -149,8 +154,8 @@ PAPER_RECIPE = (
 # Where hskd computes otherwise than the paper's code with no switch to make it the same (docs/paper-protocol.md
 # has a row for each, with why).
 NOT_REPRODUCED = (
-    ("teacher mode during online distillation",
-     "loaded and never put in eval mode, so dropout is on (main.py L1016-1017)"),
+    ("teacher mode in cached runs", "the paper has none: its teacher runs live with dropout on (main.py L1016-1017); "
+                                    "a store holds the eval-mode teacher's targets (teacher_mode applies online)"),
     ("teacher head during distillation", "classifier(relu(pooled)), no dropout (transformer/modeling.py L1460)"),
     ("student head", "classifier(relu(pooled)), no dropout (transformer/modeling.py L1460); hskd: the HF head"),
     ("TinyBERT projection",
