@@ -409,3 +409,28 @@ def test_minilm_offline_student():
     assert (student.num_layers, student.hidden_size) == (3, 384)
     assert student.new_modules == ["classifier"]  # the checkpoint ships a trained pooler
     assert student.projection[0].weight.shape == (768, 384)
+
+
+@pytest.mark.parametrize("family", ["pretrained", "pruned"])
+def test_the_paper_head_is_the_classifier_on_relu_of_the_pooled_state_without_dropout(family):
+    config = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16,
+                        hidden_dropout_prob=0.5)  # fmt: skip
+    if family == "pretrained":
+        student = pretrained_student_from_config(config, num_labels=3, teacher_hidden_size=8, seed=0)
+    else:
+        student = pruned_student_from_shape(config, layers=2, heads=2, ffn=8, emb_rank=None, num_labels=3, seed=0)
+    student.train()
+    ids = torch.tensor([[2, 7, 9, 3], [2, 5, 3, 0]])
+    mask, types = (ids > 0).long(), torch.zeros_like(ids)
+
+    def logits(seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return student(ids, mask, types).logits
+
+    assert not torch.equal(logits(0), logits(1))  # transformers' head: dropout on the pooled state
+    student.head = "relu"
+    torch.manual_seed(0)
+    pooled = student.model.bert(ids, mask, types).pooler_output  # its dropout draws are those of logits(0)
+    by_hand = student.model.classifier(torch.relu(pooled))
+    torch.testing.assert_close(logits(0), by_hand, rtol=0, atol=0)
+    assert not torch.equal(logits(0), student.model.classifier(pooled))

@@ -30,13 +30,13 @@ class PretrainedStudent(Student):
         self.projection = build_projection(self.num_layers + 1, self.hidden_size, teacher_hidden_size)
 
     def forward(self, input_ids, attention_mask, token_type_ids) -> StudentOutput:
-        out = self.model(
+        out = self.model.bert(
             input_ids=input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             output_hidden_states=True,
         )
-        return StudentOutput(logits=out.logits, hidden_states=tuple(out.hidden_states))
+        return StudentOutput(logits=self.classify(out.pooler_output), hidden_states=tuple(out.hidden_states))
 
     def word_embedding_weight(self) -> nn.Parameter:
         return self.model.get_input_embeddings().weight

@@ -27,8 +27,8 @@ class PrunedStudent(Student):
         self.projection = build_projection(self.num_layers + 1, self.hidden_size, self.teacher_hidden_size)
 
     def forward(self, input_ids, attention_mask, token_type_ids) -> StudentOutput:
-        out = self.model(input_ids, attention_mask, token_type_ids, output_hidden_states=True)
-        return StudentOutput(logits=out.logits, hidden_states=out.hidden_states)
+        out = self.model.bert(input_ids, attention_mask, token_type_ids, output_hidden_states=True)
+        return StudentOutput(logits=self.classify(out.pooler_output), hidden_states=out.hidden_states)
 
     def word_embedding_weight(self) -> nn.Parameter:
         words = self.model.get_input_embeddings()

@@ -45,7 +45,14 @@ class Student(nn.Module):
     hidden_size: int
     teacher_hidden_size: int
     projection: nn.ModuleList
+    model: nn.Module  # an HF BERT for sequence classification: .bert, .dropout, .classifier
     initializer_range: float = 0.02
+    head: str = "dropout"  # protocol_choices.student_head
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits from the pooled [CLS] state: the classifier on its dropout (transformers' head), or on its ReLU
+        with no dropout (`head` "relu": the paper's TinyBERT and ROSITA heads, transformer/modeling.py L1460)."""
+        return self.model.classifier(torch.relu(pooled) if self.head == "relu" else self.model.dropout(pooled))
 
     def forward(self, input_ids, attention_mask, token_type_ids) -> StudentOutput:
         raise NotImplementedError

@@ -36,6 +36,9 @@ CHOICES = {
     # hidden states, the attention that ranks tokens and the magnitudes that pick width at every step (the
     # paper's teacher is never put in eval mode). Stores are always written by the eval-mode teacher.
     "teacher_mode": ("eval", "train"),
+    # the students' classification head: the classifier on dropout(pooled) (transformers) | on relu(pooled), no
+    # dropout (the paper's TinyBertForSequenceClassification and its pruned twin)
+    "student_head": ("dropout", "relu"),
 }
 
 
@@ -51,6 +54,7 @@ class Protocol:
     regression_target: str
     optimizer: str
     teacher_mode: str
+    student_head: str
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -79,9 +83,9 @@ class Protocol:
 
 PRESETS = {
     "hskd": Protocol("hskd", "masked", "above_padding", "last_layer", "last_layer", "probability", "per_example",
-                     "teacher", "adamw", "eval"),
+                     "teacher", "adamw", "eval", "dropout"),
     "paper": Protocol("paper", "included", "below_padding", "mapped_layer", "uniform_layer", "logit", "per_class",
-                      "gold", "bertadam", "train"),
+                      "gold", "bertadam", "train", "relu"),
 }
 STORE_CHOICES = ("hsk_padding", "sep_rank", "token_ranking", "token_score")
 
@@ -157,7 +161,6 @@ NOT_REPRODUCED = (
     ("teacher mode in cached runs", "the paper has none: its teacher runs live with dropout on (main.py L1016-1017); "
                                     "a store holds the eval-mode teacher's targets (teacher_mode applies online)"),
     ("teacher head during distillation", "classifier(relu(pooled)), no dropout (transformer/modeling.py L1460)"),
-    ("student head", "classifier(relu(pooled)), no dropout (transformer/modeling.py L1460); hskd: the HF head"),
     ("TinyBERT projection",
      "one fit_dense shared by every distilled layer (transformer/modeling.py L1452, L1465); hskd: one per layer"),
     ("prediction-only baseline", "README: batch 64, warmup 0.1, epochs of HSK distillation; hskd: stage-2 "

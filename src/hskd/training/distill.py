@@ -169,6 +169,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
     teacher_logits = load_logits(inputs.logits, teacher_sha256=teacher_sha, data_sha256=data_sha)
     student = load_student(inputs.student_dir).to(device)
     student.reset_new_parameters(settings.seed)
+    student.head = settings.choices.student_head
     if settings.freeze_word_embeddings:
         student.freeze_word_embeddings()
     student.train()
