@@ -434,3 +434,20 @@ def test_the_paper_head_is_the_classifier_on_relu_of_the_pooled_state_without_dr
     by_hand = student.model.classifier(torch.relu(pooled))
     torch.testing.assert_close(logits(0), by_hand, rtol=0, atol=0)
     assert not torch.equal(logits(0), student.model.classifier(pooled))
+
+
+def test_a_shared_projection_is_one_parameter_set_for_every_hidden_state():
+    config = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16)
+    student = pretrained_student_from_config(config, num_labels=2, teacher_hidden_size=12, seed=0)
+    assert len(student.projection) == 3  # per layer: embeddings and both layers
+    student.share_projection()
+    student.reset_new_parameters(4)
+    [shared] = student.projection
+    hidden = torch.randn(2, 5, 8)
+    for layer in range(3):
+        torch.testing.assert_close(student.project(layer, hidden), shared(hidden), rtol=0, atol=0)
+    sum(student.project(layer, hidden).sum() for layer in range(3)).backward()
+    torch.testing.assert_close(shared.weight.grad, 3 * torch.ones(12, 1) * hidden.sum((0, 1)))
+    same_width = pretrained_student_from_config(config, num_labels=2, teacher_hidden_size=8, seed=0)
+    same_width.share_projection()
+    assert len(same_width.projection) == 3 and not list(same_width.projection.parameters())

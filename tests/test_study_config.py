@@ -110,7 +110,7 @@ def test_hskd_protocol_marks_departures_per_task():
     assert paper.returncode == 0, paper.stderr
     assert "[CoLA] 0 of" in paper.stdout and " != paper " not in paper.stdout
     assert "protocol.optimizer = 'bertadam' == paper 'bertadam'" in paper.stdout
-    assert "\nTinyBERT projection: " in paper.stdout.split("# not reproduced")[1]
+    assert "\nTinyBERT projection weights: " in paper.stdout.split("# not reproduced")[1]
     default = run_hskd("protocol")
     assert "stage2.eval_every = 100 != paper 50" in default.stdout
 

@@ -111,6 +111,18 @@ def test_both_stages_use_the_protocols_optimizer(tiny_task, setup, monkeypatch, 
     assert kinds == [optimizer, optimizer]
 
 
+@pytest.mark.parametrize(("protocol", "expected"), [("hskd", (3, "dropout")), ("paper", (1, "relu"))])
+def test_the_protocols_projection_and_head_reach_the_trained_student(tiny_task, setup, monkeypatch, protocol,
+                                                                     expected):  # fmt: skip
+    seen, real_fit = [], distill.fit
+    monkeypatch.setattr(distill, "fit", lambda model, *a, **k: seen.append((len(model.projection), model.head))
+                        or real_fit(model, *a, **k))  # fmt: skip
+    choices = {**PRESETS["hskd"].as_dict(), "projection": PRESETS[protocol].projection,
+               "student_head": PRESETS[protocol].student_head}  # fmt: skip
+    run(tiny_task, setup, FULL, f"student-{protocol}.json", protocol=choices)
+    assert seen == [expected, expected]
+
+
 def test_heldout_final_is_measured_on_the_heldout_split(tiny_task, setup, monkeypatch):
     values = {tiny_task["heldout"]: 0.25, tiny_task["dev"]: 0.75}
     monkeypatch.setattr(distill, "_evaluate_student", lambda student, split, task, device: values[split.path])

@@ -16,7 +16,7 @@ from hskd.planning.download import student_hub_model, teacher_hub_model
 from hskd.common.glue import get_task
 from hskd.common.io import content_file
 from hskd.planning.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
-from hskd.planning.layers import effective_rows, format_rows, merge, read_layers
+from hskd.planning.layers import RUN_ENVIRONMENT_KEYS, effective_rows, format_rows, merge, read_layers
 
 # The config as its layers give it: config.yaml, each --configfile, --config; a `standalone: true` file drops
 # the layers before it (Snakemake itself always merges config.yaml under every --configfile).

@@ -12,12 +12,13 @@ rule run_list:
         write_run_list(params.runs, output[0], log[0])
 
 
-# The effective config, each value with the layer it came from (what `hskd config` prints for the same call).
+# The effective config, each value with the layer it came from (what `hskd config` prints for the same call),
+# without the values whose change reruns no job (threads, checkpoint_minutes, ...: they would rerun this one).
 rule study_config:
     output:
         report(f"{R}/tables/config.txt", caption="../report/config.rst", category="Study"),
     params:
-        text=format_rows(effective_rows(config, CONFIG_ORIGINS), CONFIG_LAYERS),
+        text=format_rows(effective_rows(config, CONFIG_ORIGINS, RUN_ENVIRONMENT_KEYS), CONFIG_LAYERS),
     log:
         f"{R}/logs/study_config.log",
     localrule: True

@@ -1,5 +1,6 @@
 """The interface shared by the student families: logits plus all hidden states, and one projection per
-hidden-state index that maps the student width to the teacher width of the HSK targets."""
+hidden-state index (or one shared by all of them) that maps the student width to the teacher width of the HSK
+targets."""
 
 from __future__ import annotations
 
@@ -59,7 +60,15 @@ class Student(nn.Module):
 
     def project(self, layer: int, hidden: torch.Tensor) -> torch.Tensor:
         """Map student hidden state number `layer` (0 = embeddings) to the teacher width."""
-        return self.projection[layer](hidden)
+        return self.projection[0 if len(self.projection) == 1 else layer](hidden)
+
+    def share_projection(self) -> None:
+        """One projection for every hidden state (protocol_choices.projection "shared": the paper's TinyBERT
+        student has one `fit_dense`, transformer/modeling.py L1452, L1465), drawn by `reset_new_parameters`.
+        Nothing changes where the widths match (no projection)."""
+        first = self.projection[0]
+        if isinstance(first, nn.Linear):
+            self.projection = nn.ModuleList([nn.Linear(first.in_features, first.out_features)])
 
     def word_embedding_weight(self) -> nn.Parameter:
         raise NotImplementedError

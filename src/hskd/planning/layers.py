@@ -19,6 +19,9 @@ import yaml
 DEFAULT_CONFIGFILE = "config.yaml"
 COMMAND_LINE = "--config"
 SCHEMA_DEFAULT = "schema default"
+# Values that rerun no job when changed (they are Snakemake resources or thread counts, not params): a study's
+# recorded config leaves them out, so changing them leaves it as it is.
+RUN_ENVIRONMENT_KEYS = ("threads", "checkpoint_minutes", "teacher_margin", "resources")
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,13 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def effective_rows(validated: dict[str, Any], origins: dict[str, str]) -> list[tuple[str, str, Any, str]]:
+def effective_rows(validated: dict[str, Any], origins: dict[str, str],
+                   leave_out: tuple[str, ...] = ()) -> list[tuple[str, str, Any, str]]:  # fmt: skip
     """(scope, key, value, origin) of every value a study's jobs see, `validated` being the merged config after
-    schema validation (defaults filled in). Scope "study" holds the study-wide values; for each task of
-    `by_task`, scope "<task>" holds the values its overlay replaces, with the overlay's origin."""
-    study = {key: value for key, value in validated.items() if key != "by_task"}
+    schema validation (defaults filled in), but the top-level keys in `leave_out`. Scope "study" holds the
+    study-wide values; for each task of `by_task`, scope "<task>" holds the values its overlay replaces, with the
+    overlay's origin."""
+    study = {key: value for key, value in validated.items() if key != "by_task" and key not in leave_out}
     rows = [("study", key, value, origins.get(key, SCHEMA_DEFAULT)) for key, value in flatten(study).items()]
     for task, sections in sorted((validated.get("by_task") or {}).items()):
         for key, value in flatten(sections).items():

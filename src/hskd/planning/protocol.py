@@ -39,6 +39,9 @@ CHOICES = {
     # the students' classification head: the classifier on dropout(pooled) (transformers) | on relu(pooled), no
     # dropout (the paper's TinyBertForSequenceClassification and its pruned twin)
     "student_head": ("dropout", "relu"),
+    # a narrower student's map to the teacher width: one Linear per distilled hidden state | one shared by all of
+    # them (the paper's TinyBERT fit_dense); both drawn from the run's seed
+    "projection": ("per_layer", "shared"),
 }
 
 
@@ -55,6 +58,7 @@ class Protocol:
     optimizer: str
     teacher_mode: str
     student_head: str
+    projection: str
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -83,9 +87,9 @@ class Protocol:
 
 PRESETS = {
     "hskd": Protocol("hskd", "masked", "above_padding", "last_layer", "last_layer", "probability", "per_example",
-                     "teacher", "adamw", "eval", "dropout"),
+                     "teacher", "adamw", "eval", "dropout", "per_layer"),
     "paper": Protocol("paper", "included", "below_padding", "mapped_layer", "uniform_layer", "logit", "per_class",
-                      "gold", "bertadam", "train", "relu"),
+                      "gold", "bertadam", "train", "relu", "shared"),
 }
 STORE_CHOICES = ("hsk_padding", "sep_rank", "token_ranking", "token_score")
 
@@ -161,8 +165,8 @@ NOT_REPRODUCED = (
     ("teacher mode in cached runs", "the paper has none: its teacher runs live with dropout on (main.py L1016-1017); "
                                     "a store holds the eval-mode teacher's targets (teacher_mode applies online)"),
     ("teacher head during distillation", "classifier(relu(pooled)), no dropout (transformer/modeling.py L1460)"),
-    ("TinyBERT projection",
-     "one fit_dense shared by every distilled layer (transformer/modeling.py L1452, L1465); hskd: one per layer"),
+    ("TinyBERT projection weights", "its fit_dense comes with the general-distillation checkpoint if that holds one; "
+                                    "hskd draws the projection from the run's seed"),
     ("prediction-only baseline", "README: batch 64, warmup 0.1, epochs of HSK distillation; hskd: stage-2 "
                                  "settings for stage-1 + stage-2 epochs"),
     ("last incomplete batch", "skipped (main.py L1090-1091); hskd trains on it"),

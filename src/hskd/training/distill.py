@@ -168,6 +168,8 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
     teacher_sha, data_sha = teacher_fingerprint(inputs.teacher_dir), file_sha256(inputs.train)
     teacher_logits = load_logits(inputs.logits, teacher_sha256=teacher_sha, data_sha256=data_sha)
     student = load_student(inputs.student_dir).to(device)
+    if settings.choices.projection == "shared":
+        student.share_projection()
     student.reset_new_parameters(settings.seed)
     student.head = settings.choices.student_head
     if settings.freeze_word_embeddings:
