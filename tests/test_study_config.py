@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hskd.planning.layers import Layer, active_layers, effective_rows, format_rows, merge, read_layers
+from hskd.planning.layers import (
+    RUN_ENVIRONMENT_KEYS,
+    Layer,
+    active_layers,
+    effective_rows,
+    format_rows,
+    merge,
+    read_layers,
+)
 from hskd.planning.protocol import PAPER_RECIPE, config_value, recipe_rows
 from hskd.planning.study import load
 
@@ -124,3 +132,17 @@ def test_the_paper_dry_run_plans_the_papers_learning_rate_for_cola(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     cola_runs = [line for line in done.stdout.splitlines() if "output: results/paper/CoLA/runs/" in line]
     assert cola_runs and all("/lr=2e-05/" in line for line in cola_runs)
+
+
+def test_the_recorded_config_ignores_values_that_rerun_no_job():
+    base = [Layer("config.yaml", {"threads": 1, "seeds": [0]})]
+    with_threads = [*base, Layer("--config", {"threads": 4, "checkpoint_minutes": 3})]
+    texts = []
+    for layers in (base, with_threads):
+        config, origins = merge(layers)
+        load(config)
+        texts.append(format_rows(effective_rows(config, origins, RUN_ENVIRONMENT_KEYS), layers))
+    assert texts[0] == texts[1] and "threads" not in texts[0] and "seeds = [0]" in texts[0]
+    config, origins = merge(with_threads)
+    load(config)
+    assert "< --config" in format_rows(effective_rows(config, origins), with_threads)

@@ -107,8 +107,10 @@ def format_rows(rows: list[tuple[str, str, Any, str]], layers: list[Layer]) -> s
     """The effective config as text: the layer chain, then `key = value  # origin` per line, per scope."""
     active = active_layers(layers)
     dropped = [layer.name for layer in layers if layer not in active]
-    lines = [f"# layers, each over the one before: {' < '.join(layer.name for layer in active)}; keys none of "
-             f"them sets: {SCHEMA_DEFAULT}s"]  # fmt: skip
+    shown = {origin for _, _, _, origin in rows}  # a layer that sets only left-out keys is not named either
+    names = [layer.name for layer in active if layer.name in shown or not rows]
+    lines = [f"# layers, each over the one before: {' < '.join(names)}; keys none of them sets: "
+             f"{SCHEMA_DEFAULT}s"]  # fmt: skip
     if dropped:
         lines.append(f"# not merged (a later file is standalone): {', '.join(dropped)}")
     width = max((len(f"{key} = {_text(value)}") for _, key, value, _ in rows), default=0)
