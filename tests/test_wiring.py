@@ -123,6 +123,22 @@ def test_the_protocols_projection_and_head_reach_the_trained_student(tiny_task, 
     assert seen == [expected, expected]
 
 
+@pytest.mark.parametrize("freeze", [True, False])
+def test_word_embeddings_train_only_when_not_frozen(tiny_task, setup, monkeypatch, freeze):
+    # the paper's code optimises every parameter (freeze_word_embeddings: false in paper.yaml)
+    changed, real_fit = [], distill.fit
+
+    def spy(model, *args, **kwargs):
+        before = model.word_embedding_weight().detach().clone()
+        result = real_fit(model, *args, **kwargs)
+        changed.append(not torch.equal(before, model.word_embedding_weight().detach()))
+        return result
+
+    monkeypatch.setattr(distill, "fit", spy)
+    run(tiny_task, setup, FULL, f"embeddings-{freeze}.json", freeze_word_embeddings=freeze)
+    assert changed == [not freeze, not freeze]
+
+
 def test_heldout_final_is_measured_on_the_heldout_split(tiny_task, setup, monkeypatch):
     values = {tiny_task["heldout"]: 0.25, tiny_task["dev"]: 0.75}
     monkeypatch.setattr(distill, "_evaluate_student", lambda student, split, task, device: values[split.path])
