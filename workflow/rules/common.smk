@@ -16,6 +16,7 @@ from hskd.planning.download import student_hub_model, teacher_hub_model
 from hskd.common.glue import get_task
 from hskd.common.io import content_file
 from hskd.planning.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
+from hskd.planning.protocol import format_recipe
 from hskd.planning.layers import RUN_ENVIRONMENT_KEYS, effective_rows, format_rows, merge, read_layers
 
 # The config as its layers give it: config.yaml, each --configfile, --config; a `standalone: true` file drops

@@ -13,17 +13,21 @@ rule run_list:
 
 
 # The effective config, each value with the layer it came from (what `hskd config` prints for the same call),
-# without the values whose change reruns no job (threads, checkpoint_minutes, ...: they would rerun this one).
+# without the values whose change reruns no job (threads, checkpoint_minutes, ...: they would rerun this one);
+# and each task's protocol against the paper's code (what `hskd protocol` prints).
 rule study_config:
     output:
-        report(f"{R}/tables/config.txt", caption="../report/config.rst", category="Study"),
+        config=report(f"{R}/tables/config.txt", caption="../report/config.rst", category="Study"),
+        protocol=report(f"{R}/tables/protocol.txt", caption="../report/protocol.rst", category="Study"),
     params:
-        text=format_rows(effective_rows(config, CONFIG_ORIGINS, RUN_ENVIRONMENT_KEYS), CONFIG_LAYERS),
+        config=format_rows(effective_rows(config, CONFIG_ORIGINS, RUN_ENVIRONMENT_KEYS), CONFIG_LAYERS),
+        protocol=format_recipe(STUDY),
     log:
         f"{R}/logs/study_config.log",
     localrule: True
     run:
-        write_text_logged(params.text, output[0], log[0])
+        write_text_logged(params.protocol, output.protocol, log[0])
+        write_text_logged(params.config, output.config, log[0], f"wrote {output.protocol} and {output.config}")
 
 
 rule aggregate:

@@ -172,8 +172,9 @@ NOT_REPRODUCED = (
     ("last incomplete batch", "skipped (main.py L1090-1091); hskd trains on it"),
     ("evaluation steps", "at (global_step + 1) % eval_step == 0 (main.py L1221); hskd at multiples of eval_every"),
     ("teacher fine-tuning", "bert_ft.py: its own recipe and checkpoint choice; hskd: teacher.* settings, last step"),
-    ("ROSITA importance", "one epoch of training data with dropout on (bert_ft.py --compute_taylor); hskd: "
-                          "importance_batches batches"),
+    ("ROSITA importance", "|sum of |grad| x final weight| over one more training epoch with dropout and updates, heads "
+                          "by attention-output columns only, neurons without biases (bert_ft.py --compute_taylor, "
+                          "pruning.py L60-72); hskd: sum of |w x grad| over importance_batches, eval mode, q/k/v too"),
     ("HSK targets", "fp32 from the live teacher; hskd stores hold fp16 values (median relative error 0.017%, "
                     "docs/paper-protocol.md)"),
     ("static width masks", "drawn at step 0, applied from step 1; hskd applies them from the first step"),
