@@ -53,12 +53,12 @@ def config(default_config) -> dict:
 @pytest.fixture(scope="session")
 def tiny_task(tmp_path_factory) -> dict[str, str]:
     """A tiny SST-2-style task: tokenized splits and a 2-layer random teacher saved with a tokenizer."""
-    from hskd.common.glue import write_smoke_tsv
+    from hskd.common.synthetic import write_synthetic_tsv
     from hskd.models.data import SPLITS, prepare_splits
     from hskd.models.hub import load_tokenizer, random_classifier
 
     root = tmp_path_factory.mktemp("tiny_task")
-    write_smoke_tsv(root / "glue", n_train=96, n_dev=32, seed=0)
+    write_synthetic_tsv(root / "glue", n_train=96, n_dev=32, seed=0)
     tokenizer = load_tokenizer("minilm-l6")
     data = {split: str(root / "data" / f"{split}.safetensors") for split in SPLITS}
     prepare_splits("SST-2", str(root / "glue"), tokenizer, 16, None, 16, 0, data)

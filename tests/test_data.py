@@ -48,11 +48,11 @@ def test_length_grouping_puts_similar_lengths_together():
 
 
 def test_prepared_splits_record_truncation_and_a_subset_larger_than_the_data(tmp_path, capsys):
-    from hskd.common.glue import write_smoke_tsv
+    from hskd.common.synthetic import write_synthetic_tsv
     from hskd.models.data import SPLITS, prepare_splits
     from hskd.models.hub import load_tokenizer
 
-    write_smoke_tsv(tmp_path / "glue", n_train=40, n_dev=10, seed=0)
+    write_synthetic_tsv(tmp_path / "glue", n_train=40, n_dev=10, seed=0)
     tokenizer = load_tokenizer("minilm-l6")
     paths = {split: str(tmp_path / f"{split}.safetensors") for split in SPLITS}
     prepare_splits("SST-2", str(tmp_path / "glue"), tokenizer, 6, 100, 5, 0, paths)
@@ -69,11 +69,11 @@ def test_prepared_splits_record_truncation_and_a_subset_larger_than_the_data(tmp
 
 def test_heldout_size_0_trains_on_every_example(tmp_path):
     # the paper's code trains on the whole split and selects on dev
-    from hskd.common.glue import write_smoke_tsv
+    from hskd.common.synthetic import write_synthetic_tsv
     from hskd.models.data import SPLITS, prepare_splits
     from hskd.models.hub import load_tokenizer
 
-    write_smoke_tsv(tmp_path / "glue", n_train=40, n_dev=10, seed=0)
+    write_synthetic_tsv(tmp_path / "glue", n_train=40, n_dev=10, seed=0)
     paths = {split: str(tmp_path / f"{split}.safetensors") for split in SPLITS}
     prepare_splits("SST-2", str(tmp_path / "glue"), load_tokenizer("minilm-l6"), 16, None, 0, 0, paths)
     train, heldout = TokenizedSplit.load(paths["train"]), TokenizedSplit.load(paths["heldout"])

@@ -121,11 +121,11 @@ def _run(tiny_task, extracted, tmp_path, cell_position: int, kd_mode: str, name:
 
 
 def test_a_run_without_a_heldout_slice_records_no_heldout_metric(tiny_task, extracted, tmp_path):
-    from hskd.common.glue import write_smoke_tsv
+    from hskd.common.synthetic import write_synthetic_tsv
     from hskd.models.data import SPLITS, prepare_splits
     from hskd.models.hub import load_tokenizer
 
-    write_smoke_tsv(tmp_path / "glue", n_train=20, n_dev=4, seed=1)
+    write_synthetic_tsv(tmp_path / "glue", n_train=20, n_dev=4, seed=1)
     empty = {split: str(tmp_path / f"{split}.safetensors") for split in SPLITS}
     prepare_splits("SST-2", str(tmp_path / "glue"), load_tokenizer("minilm-l6"), 16, None, 0, 0, empty)
     with_slice = _run(tiny_task, extracted, tmp_path, 0, "cached", "a.json")

@@ -16,8 +16,9 @@ from snakemake.utils import update_config
 from test_planning import planned_jobs
 
 from hskd.cli import main
-from hskd.common.glue import HUB_DATASET, write_smoke_tsv
+from hskd.common.glue import HUB_DATASET
 from hskd.common.model_names import resolve_model_name
+from hskd.common.synthetic import write_synthetic_tsv
 from hskd.planning import paths
 from hskd.planning.config import HubConfig
 from hskd.planning.download import MODEL_FILES, DownloadError, download, hub_downloads, hub_environment, merge_manifests
@@ -49,7 +50,7 @@ def test_the_paper_study_fetches_its_two_hub_models_and_every_task():
 def test_the_default_study_fetches_no_model_and_glue_only_without_glue_dir(tmp_path, monkeypatch):
     # minilm-l6 is an offline short name (a folder inside a PyPI package); glue_dir null = GLUE from the hub
     assert hub_downloads(load(merged("config.yaml"))) == ([], ["SST-2"])
-    write_smoke_tsv(tmp_path / "glue", n_train=32, n_dev=8)
+    write_synthetic_tsv(tmp_path / "glue", n_train=32, n_dev=8)
     assert hub_downloads(load(merged("config.yaml", overlay={"glue_dir": str(tmp_path / "glue")}))) == ([], [])
     monkeypatch.setenv("GLUE_DIR", str(tmp_path / "glue"))  # env GLUE_DIR is a glue_dir too
     assert hub_downloads(load(merged("config.yaml"))) == ([], [])

@@ -1,7 +1,8 @@
 import datasets
 import pytest
 
-from hskd.common.glue import TASKS, Examples, GlueFormatError, get_task, load_split, read_tsv, write_smoke_tsv
+from hskd.common.glue import TASKS, Examples, GlueFormatError, get_task, load_split, read_tsv
+from hskd.common.synthetic import STSB_SLOTS, write_synthetic_tsv
 
 # Label order of GLUE / `datasets` ("nyu-mll/glue"): position = label id.
 EXPECTED_LABELS = {
@@ -147,7 +148,7 @@ def test_load_split_from_glue_dir(tmp_path, monkeypatch):
 
 
 def test_load_split_uses_env_glue_dir(tmp_path, monkeypatch):
-    write_smoke_tsv(tmp_path, n_train=3, n_dev=2)
+    write_synthetic_tsv(tmp_path, n_train=3, n_dev=2)
     monkeypatch.setenv("GLUE_DIR", str(tmp_path))
     assert len(load_split("SST-2", "dev", None)) == 2
 
@@ -177,9 +178,9 @@ def test_load_split_from_hub_converts_columns(monkeypatch):
 
 
 def test_smoke_tsv_is_deterministic_balanced_and_learnable(tmp_path):
-    first = write_smoke_tsv(tmp_path / "a", n_train=400, n_dev=100, seed=3)
-    second = write_smoke_tsv(tmp_path / "b", n_train=400, n_dev=100, seed=3)
-    other = write_smoke_tsv(tmp_path / "c", n_train=400, n_dev=100, seed=4)
+    first = write_synthetic_tsv(tmp_path / "a", n_train=400, n_dev=100, seed=3)
+    second = write_synthetic_tsv(tmp_path / "b", n_train=400, n_dev=100, seed=3)
+    other = write_synthetic_tsv(tmp_path / "c", n_train=400, n_dev=100, seed=4)
     assert first == tmp_path / "a" / "SST-2"
     for name in ("train.tsv", "dev.tsv"):
         assert (first / name).read_text() == (second / name).read_text()
@@ -197,6 +198,41 @@ def test_smoke_tsv_is_deterministic_balanced_and_learnable(tmp_path):
             assert label == 1
 
 
-def test_smoke_tsv_rejects_other_tasks(tmp_path):
-    with pytest.raises(ValueError, match="SST-2 layout"):
-        write_smoke_tsv(tmp_path, task="RTE")
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_synthetic_data_of_every_task_reads_back_in_its_layout_with_a_learnable_label(tmp_path, task):
+    spec = get_task(task)
+    folder = write_synthetic_tsv(tmp_path, task=task, n_train=600, n_dev=60, seed=1)
+    assert (folder / "train.tsv").read_text() == write_synthetic_tsv(tmp_path / "again", task, 600, 60, 1).joinpath(
+        "train.tsv").read_text()  # fmt: skip
+    train, dev = load_split(task, "train", tmp_path), load_split(task, "dev", tmp_path)
+    assert len(train) == 600 and len(dev) == 60
+    assert (train.text_b is None) == (len(spec.text_columns) == 1)
+    if task == "MNLI":
+        assert len(read_tsv("MNLI", folder / "dev_mismatched.tsv")) == 60
+    cues = [{"good", "great", "excellent", "wonderful", "happy", "love"}, {"bad", "awful", "terrible", "boring", "sad",
+            "hate"}, {"maybe", "perhaps", "possibly", "often", "sometimes", "usually"}]  # fmt: skip
+    cue_text = train.text_a if train.text_b is None else train.text_b
+    for text, label in zip(cue_text, train.labels, strict=True):
+        words = text.split()
+        if spec.is_regression:  # the score counts the positive cues among the slots
+            assert sum(word in cues[0] for word in words) == label and 0 <= label <= STSB_SLOTS
+        elif train.text_b is None:  # one cue word: positive for label 1 (SST-2's sentiment, as the smoke data)
+            assert (cues[0] if label else cues[1]) & set(words)
+        else:  # the hypothesis's cue word names the class
+            assert cues[label] & set(words)
+    if not spec.is_regression:  # every class present, none dominating
+        shares = [train.labels.count(label) / len(train) for label in range(spec.num_labels)]
+        assert min(shares) > 0.5 / spec.num_labels
+
+
+def test_synthetic_pairs_reach_past_128_tokens_and_sentences_stay_short(tmp_path):
+    from hskd.models.hub import load_tokenizer
+
+    tokenizer = load_tokenizer("minilm-l6")
+    write_synthetic_tsv(tmp_path, "QNLI", 2000, 10, seed=0)
+    write_synthetic_tsv(tmp_path, "SST-2", 2000, 10, seed=0)
+    pairs, single = load_split("QNLI", "train", tmp_path), load_split("SST-2", "train", tmp_path)
+    pair_lengths = [len(ids) for ids in tokenizer(pairs.text_a, pairs.text_b)["input_ids"]]
+    single_lengths = [len(ids) for ids in tokenizer(single.text_a)["input_ids"]]
+    assert max(pair_lengths) > 128 and sorted(pair_lengths)[len(pair_lengths) // 2] < 64
+    assert max(single_lengths) <= 16

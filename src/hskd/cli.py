@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from hskd.common.glue import GlueFormatError
+from hskd.common.glue import TASKS, GlueFormatError
 from hskd.planning import paths
 from hskd.planning.config import PRECISIONS, ConfigError, StudentConfig, TeacherConfig, typed
 from hskd.planning.protocol import PRESETS
@@ -68,9 +68,10 @@ def _store_targets(rows: list) -> list:
 
 
 def cmd_make_smoke_data(args) -> None:
-    from hskd.common.glue import write_smoke_tsv
+    from hskd.common.synthetic import write_synthetic_tsv
 
-    write_smoke_tsv(args.out_dir, task="SST-2", n_train=args.n_train, n_dev=args.n_dev, seed=args.seed)
+    for task in args.task:
+        write_synthetic_tsv(args.out_dir, task=task, n_train=args.n_train, n_dev=args.n_dev, seed=args.seed)
 
 
 def cmd_prepare_data(args) -> None:
@@ -273,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hskd", description=__doc__.splitlines()[0], fromfile_prefix_chars="@")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("make-smoke-data", help="write a tiny learnable SST-2-style TSV dataset")
+    p = sub.add_parser("make-smoke-data", help="write tiny learnable synthetic GLUE TSVs in each task's layout")
+    p.add_argument("--task", nargs="+", default=["SST-2"], choices=sorted(TASKS), help="GLUE tasks (default SST-2)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--n-train", type=int, default=512)
     p.add_argument("--n-dev", type=int, default=128)
