@@ -1,6 +1,6 @@
 """Planning stays torch-free: what Snakemake imports and calls to parse the workflow, and `hskd --help`.
 
-Each check runs in a fresh interpreter, since this test session has long imported torch.
+Each check runs in a fresh interpreter, since the test process has long imported torch.
 """
 
 from __future__ import annotations
