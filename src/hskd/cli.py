@@ -166,30 +166,31 @@ def _study(args):
     return load(merge(_layers(args))[0])
 
 
+def _print_and_write(text: str, out: str) -> None:
+    """Print `text`, and write it to `out` too when given."""
+    if out:
+        from hskd.common.io import write_text
+
+        write_text(text, out)
+    print(text, end="")
+
+
 def cmd_protocol(args) -> None:
-    from hskd.common.io import write_text
     from hskd.planning.layers import merge
     from hskd.planning.protocol import format_recipe
     from hskd.planning.study import load
 
-    text = format_recipe(load(merge(_layers(args))[0]))
-    if args.out:
-        write_text(text, args.out)
-    print(text, end="")
+    _print_and_write(format_recipe(load(merge(_layers(args))[0])), args.out)
 
 
 def cmd_config(args) -> None:
-    from hskd.common.io import write_text
     from hskd.planning.layers import effective_rows, format_rows, merge
     from hskd.planning.study import load
 
     layers = _layers(args)
     config, origins = merge(layers)
     load(config)  # validates and fills the schema's defaults in place
-    text = format_rows(effective_rows(config, origins), layers)
-    if args.out:
-        write_text(text, args.out)
-    print(text, end="")
+    _print_and_write(format_rows(effective_rows(config, origins), layers), args.out)
 
 
 def _expected_runs(study, results: str, runs_from: str) -> list[str] | None:
