@@ -179,7 +179,7 @@ def test_a_bad_tsv_gets_one_line_naming_the_file(tmp_path, name, content, named)
 def test_with_a_log_only_the_one_line_error_reaches_the_terminal(tmp_path):
     # the job's whole output goes to its log; the terminal (Snakemake's) gets the error's one line, once
     argv = [part.replace("{tmp}", str(tmp_path)) for part in [*EXTRACT, "--stores", "notjson"]]
-    log = tmp_path / "extract.log"
+    log = tmp_path / "logs" / "extract.log"  # its folder is made
     done = subprocess.run([sys.executable, "-m", "hskd.cli", *argv, "--log", str(log)], capture_output=True,
                           text=True)  # fmt: skip
     assert done.returncode == 1 and done.stdout == ""

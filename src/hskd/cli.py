@@ -408,6 +408,7 @@ def _input_errors() -> tuple[type[Exception], ...]:
 def _output_to(log: str) -> TextIO:
     """Send this process's stdout and stderr to `log` at the file-descriptor level (tqdm, warnings and native
     libraries included); return a stream to the terminal's stderr, for the one line a failure prints there."""
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
     terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w")
     sys.stdout.flush()
     sys.stderr.flush()
