@@ -118,7 +118,7 @@ def teacher_files(task):
 
 
 def teacher_dir(wildcards):
-    """The teacher's folder (`--teacher-dir`): a param, beside the teacher_files inputs that are in it."""
+    """The teacher's folder (`--teacher-dir`, in args files), beside the teacher_files inputs that are in it."""
     return paths.TEACHER_DIR.format(results=R, task=wildcards.task)
 
 

@@ -10,7 +10,7 @@ rule distill:
             "--train", input.train, "--heldout", input.heldout, "--dev", input.dev, "--logits", input.logits,
             *(["--store", run_store(w)] if run_store(w) else []), "--out", output[0],
         ),
-    # not in the settings param: a new thread count must not rerun finished runs (as checkpoint_minutes)
+    # not in the args file (the param): a new thread count must not rerun finished runs (as checkpoint_minutes)
     threads: STUDY.threads
     resources:
         **cluster_resources("distill"),

@@ -1,6 +1,6 @@
 # One extraction job per task: a single teacher pass writes every cached store of every student.
 # The stores are one directory output (their set depends on the task, and a rule's outputs cannot be a
-# function of its wildcards); which stores it holds is the `stores` param, so a cell added to the config
+# function of its wildcards); which stores it holds is in its args file (the param), so a cell added to the config
 # reruns extraction (Snakemake reruns a job whose params change), and Snakemake empties the folder first.
 rule extract:
     input:
