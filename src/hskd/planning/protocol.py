@@ -139,7 +139,7 @@ PAPER_RECIPE = (
     RecipeValue("data.max_seq_length", 128, "README commands: --max_seq_length 128 (main.py L745 default)"),
     RecipeValue("data.heldout_size", 0, "main.py L980-1005: trains on the whole training set"),
     RecipeValue("data.group_by_length", False, "main.py L986, L997: RandomSampler batches"),
-    RecipeValue("width_loss", "paper", "main.py: the teacher's states multiplied by the mask, MSE over the vectors"),
+    RecipeValue("width_loss", "paper", "main.py L1161-1188: teacher states times the mask, MSE over whole vectors"),
     RecipeValue("stage1.lr", 5e-5, "README --repr_distill commands: --learning_rate 5e-5"),
     RecipeValue("stage1.batch_size", 32, "README --repr_distill commands: --train_batch_size 32"),
     RecipeValue("stage1.schedule", "constant", "main.py L1057-1058: schedule 'none' without --pred_distill"),
