@@ -14,7 +14,7 @@ from hskd.planning.shapes import student_layer_count
 from hskd.planning.download import HUB_ID_PATTERN, glue_from_hub, hub_downloads, hub_environment, write_merged
 from hskd.planning.download import student_hub_model, teacher_hub_model
 from hskd.common.glue import get_task
-from hskd.common.io import content_file
+from hskd.common.io import content_file, write_text
 from hskd.planning.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
 from hskd.planning.protocol import format_recipe
 from hskd.planning.layers import RUN_ENVIRONMENT_KEYS, effective_rows, format_rows, merge, read_layers
@@ -77,8 +77,6 @@ def optional(flag, value):
 
 def write_text_logged(text, path, log, note=None):
     """A small local output written atomically, and a one-line log saying so."""
-    from hskd.common.io import write_text
-
     write_text(text, path)
     write_text(f"{note or f'wrote {path}'}\n", log)
 
@@ -90,8 +88,6 @@ def write_run_list(runs, path, log):
 
 def write_hub_manifest(manifests, path, log):
     """The download rule's manifest: the per-model and per-task manifests in one file, written atomically."""
-    from hskd.common.io import write_text
-
     merged = write_merged(manifests, path)
     write_text(f"{len(merged['models'])} models and {len(merged['glue_tasks'])} GLUE tasks in {merged['hf_home']}: "
                f"{path}\n", log)  # fmt: skip

@@ -26,7 +26,7 @@ rule study_config:
         f"{R}/logs/study_config.log",
     localrule: True
     run:
-        write_text_logged(params.protocol, output.protocol, log[0])
+        write_text(params.protocol, output.protocol)
         write_text_logged(params.config, output.config, log[0], f"wrote {output.protocol} and {output.config}")
 
 
