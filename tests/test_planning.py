@@ -19,8 +19,9 @@ def workdir(tmp_path_factory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("planning"))
 
 
-def plan(workdir: Path, target: str, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["snakemake", "-n", target, *extra, "--configfile", "workflow/configs/smoke.yaml"],
+def plan(workdir: Path, target: str, *extra: str, overlay: str | None = None) -> subprocess.CompletedProcess:
+    configfiles = ["workflow/configs/smoke.yaml", *([overlay] if overlay else [])]
+    return subprocess.run(["snakemake", "-n", target, *extra, "--configfile", *configfiles],
                           cwd=workdir, capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
@@ -108,9 +109,9 @@ def test_one_extract_rule_serves_every_task(workdir):
     assert all("mem_mb=1234" in job["resources"] for job in extracts)
 
 
-def distill_job(workdir: Path, target: str, *extra: str) -> tuple[dict, list[dict]]:
+def distill_job(workdir: Path, target: str, *extra: str, overlay: str | None = None) -> tuple[dict, list[dict]]:
     """The distill job of `target` in a dry run (with its shell command), and every job of that plan."""
-    result = plan(workdir, target, "-p", *extra)
+    result = plan(workdir, target, "-p", *extra, overlay=overlay)
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = planned_jobs(result.stdout)
     [job] = [job for job in jobs if job["rule"] == "distill"]
@@ -126,6 +127,19 @@ def test_threads_reach_a_run_on_its_command_line_not_in_its_params(workdir):
     assert one["shell"].replace("--threads 1 ", "") == two["shell"].replace("--threads 2 ", "")
     settings = json.loads(option(job_arguments(one["shell"], workdir), "--settings"))
     assert "threads" not in settings and settings["cell"] == "depth=top2-1/length=all/width=all"
+
+
+def test_a_prediction_only_run_gets_the_prediction_only_stage(workdir):
+    none = ON_GRID.replace("depth=top2-1", "depth=none")
+    (workdir / "prediction_only.yaml").write_text(
+        "baselines: {prediction_only: {epochs: stage1, batch_size: 5, warmup_ratio: 0.3}}\n")
+    job, _ = distill_job(workdir, none, overlay="prediction_only.yaml")
+    settings = json.loads(option(job_arguments(job["shell"], workdir), "--settings"))
+    assert (settings["stage2"]["epochs"], settings["stage2"]["batch_size"], settings["stage2"]["warmup_ratio"]) == (
+        settings["stage1"]["epochs"], 5, 0.3)
+    hsk_run, _ = distill_job(workdir, ON_GRID, overlay="prediction_only.yaml")
+    stage2 = json.loads(option(job_arguments(hsk_run["shell"], workdir), "--settings"))["stage2"]
+    assert (stage2["batch_size"], stage2["warmup_ratio"]) != (5, 0.3)
 
 
 def test_a_cached_run_depends_on_its_tasks_extraction_and_reads_its_store(workdir):

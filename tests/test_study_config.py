@@ -3,6 +3,7 @@ before it, every value names its origin, and the paper study's effective config 
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,20 @@ def test_the_recipe_check_sees_the_cpu_studys_values(default_config):
                                                               "CoLA")}  # fmt: skip
     assert cola["stage2.lr"] == 2e-4 == config_value(study.for_task("CoLA"), "stage2.lr")
     assert {entry.key for entry in PAPER_RECIPE} >= {"baselines.lrs", "data.group_by_length", "precision"}
+
+
+def test_the_prediction_only_stage_is_stage_2_with_its_own_epochs_batch_and_warmup(config):
+    config.update(stage1={"epochs": 3}, stage2={"epochs": 2, "batch_size": 16, "warmup_ratio": 0.0, "lr": 1e-4})
+    both = load(copy.deepcopy(config)).prediction_only_stage()
+    assert (both.epochs, both.batch_size, both.warmup_ratio, both.lr) == (5, 16, 0.0, 1e-4)
+    config["baselines"] = {"prediction_only": {"epochs": "stage1", "batch_size": 64, "warmup_ratio": 0.1}}
+    paper = load(config).prediction_only_stage()
+    assert (paper.epochs, paper.batch_size, paper.warmup_ratio, paper.lr) == (3, 64, 0.1, 1e-4)
+
+
+def test_the_paper_study_gives_cola_and_sst2_64_tokens_and_the_rest_128(paper_study):
+    lengths = {task: paper_study.for_task(task).data.max_seq_length for task in paper_study.tasks}
+    assert lengths == {"CoLA": 64, "SST-2": 64, "QNLI": 128, "MNLI": 128}
 
 
 def run_hskd(*argv: str) -> subprocess.CompletedProcess:

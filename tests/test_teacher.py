@@ -55,3 +55,51 @@ def test_finetune_is_seeded(tuned):
     folders, results = tuned
     assert teacher_fingerprint(folders[0]) == teacher_fingerprint(folders[1])
     assert results[0]["train_loss"] == results[1]["train_loss"]
+
+
+def test_eval_every_keeps_the_best_dev_checkpoint_and_the_last_step_is_otherwise_kept(tiny_task, tuned, tmp_path,
+                                                                                      monkeypatch):  # fmt: skip
+    from dataclasses import replace
+
+    from hskd.training import finetune as finetune_module
+
+    config = replace(json_config(tuned), eval_every=1)
+    real_metrics = finetune_module.compute_metrics
+
+    def scripted(dev_values):  # dev after steps 1-5 as given, then the real metric of the saved weights
+        pending = list(dev_values)
+
+        def compute_metrics(task, predictions, labels):
+            return {"accuracy": pending.pop(0)} if pending else real_metrics(task, predictions, labels)
+
+        return compute_metrics
+
+    monkeypatch.setattr(finetune_module, "compute_metrics", scripted([0.1, 0.9, 0.2, 0.9, 0.4]))
+    best = finetune("SST-2", config, tiny_task["train"], tiny_task["dev"], str(tmp_path / "best"), 1, False)
+    monkeypatch.setattr(finetune_module, "compute_metrics", scripted([0.1, 0.2, 0.3, 0.4, 0.5]))
+    last = finetune("SST-2", config, tiny_task["train"], tiny_task["dev"], str(tmp_path / "last"), 1, False)
+    folders, results = tuned
+    # step 4 ties step 2: a later checkpoint must be strictly better
+    assert (best["selected_step"], last["selected_step"], results[0]["selected_step"]) == (2, 5, 5)
+    # evaluating during training changes no training step: the last checkpoint is the unevaluated run's
+    assert teacher_fingerprint(tmp_path / "last") == teacher_fingerprint(folders[0])
+    assert teacher_fingerprint(tmp_path / "best") != teacher_fingerprint(folders[0])
+
+
+def json_config(tuned) -> TeacherConfig:
+    folders, results = tuned
+    return TeacherConfig(**{**results[0]["config"], "random_init": Shape(**results[0]["config"]["random_init"])})
+
+
+def test_max_grad_norm_clips_every_update(tiny_task, tuned, tmp_path):
+    from dataclasses import replace
+
+    folders, _ = tuned
+    # Adam's update is invariant to the gradient's scale until the gradient nears eps: clipped to 1e-12, the
+    # teacher hardly moves from its random start, and so ends apart from the unclipped run
+    clipped = replace(json_config(tuned), max_grad_norm=1e-12)
+    result = finetune("SST-2", clipped, tiny_task["train"], tiny_task["dev"], str(tmp_path / "clipped"), 1, False)
+    assert result["steps"] == 5 and teacher_fingerprint(tmp_path / "clipped") != teacher_fingerprint(folders[0])
+    once = replace(json_config(tuned), max_grad_norm=1e6)  # never reached: the same as no clipping
+    finetune("SST-2", once, tiny_task["train"], tiny_task["dev"], str(tmp_path / "unclipped"), 1, False)
+    assert teacher_fingerprint(tmp_path / "unclipped") == teacher_fingerprint(folders[0])

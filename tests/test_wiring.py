@@ -58,9 +58,9 @@ def test_stage2_distils_the_cached_teacher_logits(tiny_task, setup, monkeypatch)
     real = distill.prediction_kd_loss
     monkeypatch.setattr(distill, "prediction_kd_loss",
                         lambda s, t, temperature, **k: seen.append(t) or real(s, t, temperature, **k))  # fmt: skip
-    run(tiny_task, setup, NONE, "teacher_logits.json")
+    run(tiny_task, setup, NONE, "teacher_logits.json", stage2=replace(STAGE, epochs=2))
     targets = torch.cat(seen)
-    assert len(targets) == len(teacher_logits) * 2  # two epochs (prediction-only: stage 1 + stage 2)
+    assert len(targets) == len(teacher_logits) * 2  # two epochs of the prediction-only stage
     # every target row is a row of the teacher's logits (not the student's own, not uniform)
     matches = (targets[:, None, :] == teacher_logits[None]).all(-1)
     assert matches.any(1).all()
@@ -87,10 +87,12 @@ def _metadata(path: str) -> dict[str, str]:
         return {key: value for key, value in handle.metadata().items() if key != "format_version"}
 
 
-def test_prediction_only_trains_stage1_plus_stage2_epochs(tiny_task, setup):
-    batches = -(-len(TokenizedSplit.load(tiny_task["train"])) // STAGE.batch_size)
-    metrics = run(tiny_task, setup, NONE, "epochs.json", stage1=replace(STAGE, epochs=2))
-    assert metrics["stage1_steps"] == 0 and metrics["stage2_steps"] == 3 * batches
+def test_prediction_only_trains_its_one_stage_as_the_settings_give_it(tiny_task, setup):
+    # the planner puts the prediction-only stage (StudyConfig.prediction_only_stage) into settings.stage2
+    examples = len(TokenizedSplit.load(tiny_task["train"]))
+    metrics = run(tiny_task, setup, NONE, "epochs.json", stage1=replace(STAGE, epochs=2),
+                  stage2=replace(STAGE, epochs=3, batch_size=8))  # fmt: skip
+    assert metrics["stage1_steps"] == 0 and metrics["stage2_steps"] == 3 * -(-examples // 8)
 
 
 def test_each_stage_gets_its_learning_rate_and_stage2_the_runs(tiny_task, setup, monkeypatch):
@@ -244,7 +246,7 @@ def test_hskd_distill_takes_its_threads_from_the_command_line(tmp_path, monkeypa
 
 def test_stage2_measures_dev_every_eval_every_steps_and_at_the_end(tiny_task, setup, monkeypatch):
     assert len(TokenizedSplit.load(tiny_task["train"])) == 80  # 5 batches of 16 per epoch
-    # prediction-only: 2 epochs = 10 stage-2 steps; eval_every=4 measures dev after steps 4, 8 and 10 (the end)
+    # prediction-only, 2 epochs = 10 stage-2 steps; eval_every=4 measures dev after steps 4, 8 and 10 (the end)
     dev_values, calls = iter([0.25, 0.75, 0.5]), []
 
     def fake_evaluate(student, split, task, device):
@@ -252,7 +254,7 @@ def test_stage2_measures_dev_every_eval_every_steps_and_at_the_end(tiny_task, se
         return next(dev_values) if split.path == tiny_task["dev"] else 0.0
 
     monkeypatch.setattr(distill, "_evaluate_student", fake_evaluate)
-    metrics = run(tiny_task, setup, NONE, "eval_every.json", stage2=replace(STAGE, eval_every=4))
+    metrics = run(tiny_task, setup, NONE, "eval_every.json", stage2=replace(STAGE, epochs=2, eval_every=4))
     assert calls == [tiny_task["dev"]] * 3 + [tiny_task["heldout"]]
     assert (metrics["dev_best"], metrics["dev_final"]) == (0.75, 0.5)
 

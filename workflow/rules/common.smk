@@ -183,7 +183,7 @@ def run_settings(wildcards):
         "lr": float(wildcards.lr),
         "seed": int(wildcards.seed),
         "stage1": dataclasses.asdict(task_study.stage1),
-        "stage2": dataclasses.asdict(task_study.stage2),
+        "stage2": dataclasses.asdict(task_study.prediction_only_stage() if cell.is_none else task_study.stage2),
         "width_loss": STUDY.width_loss,
         "freeze_word_embeddings": STUDY.freeze_word_embeddings,
         "group_by_length": task_study.data.group_by_length,

@@ -56,6 +56,8 @@ class TeacherConfig:
     seed: int
     hidden_size: int | None
     num_layers: int | None
+    eval_every: int | None = None  # None: keep the last step's weights, else the best dev checkpoint
+    max_grad_norm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,17 @@ class GridConfig:
 
 
 @dataclass(frozen=True)
+class PredictionOnlyConfig:
+    epochs: str = "both_stages"  # both_stages | stage1
+    batch_size: int | None = None  # None: stage2's
+    warmup_ratio: float | None = None  # None: stage2's
+
+
+@dataclass(frozen=True)
 class BaselinesConfig:
     lrs: list[float]
     select_on: str
+    prediction_only: PredictionOnlyConfig = PredictionOnlyConfig()
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,17 @@ class StudyConfig:
     def for_task(self, task: str) -> StudyConfig:
         """The study as one task sees it: the config with that task's `by_task` values put in."""
         return self.task_studies.get(task, self)
+
+    def prediction_only_stage(self) -> StageConfig:
+        """The one stage of a prediction-only run: stage 2 with `baselines.prediction_only`'s epochs, batch size
+        and warmup."""
+        settings = self.baselines.prediction_only
+        epochs = self.stage1.epochs + self.stage2.epochs if settings.epochs == "both_stages" else self.stage1.epochs
+        return dataclasses.replace(
+            self.stage2, epochs=epochs,
+            batch_size=self.stage2.batch_size if settings.batch_size is None else settings.batch_size,
+            warmup_ratio=self.stage2.warmup_ratio if settings.warmup_ratio is None else settings.warmup_ratio,
+        )  # fmt: skip
 
 
 def typed(cls: type[T], values: Any) -> T:

@@ -123,23 +123,33 @@ class RecipeValue:
     """A config value the paper's code fixes: `paper` is the value, or a function of the study giving it."""
 
     key: str  # dotted config key, read from a task's view of the study
-    paper: Any
+    paper: Any  # the value, or a function of (a task's view of the study, the task) giving it
     source: str  # where the paper's code (llyx97/Marginal-Utility-Diminishes at 0c40107) sets it
 
-    def paper_value(self, study) -> Any:
-        return self.paper(study) if callable(self.paper) else self.paper
+    def paper_value(self, study, task: str) -> Any:
+        return self.paper(study, task) if callable(self.paper) else self.paper
 
 
 PAPER_COMMIT = "0c40107"
+SHORT_TASKS = {"CoLA": 64, "SST-2": 64}  # main.py's default_params max_seq_length where it is not 128
 # The config values of the paper's recipe (its README's commands and main.py). Under `protocol: paper` a study's
 # effective config should hold these for every task (`recipe_rows` says where it does not).
 PAPER_RECIPE = (
     RecipeValue("precision", "fp32", "main.py: no autocast and no .half(): fp32 throughout"),
     RecipeValue("freeze_word_embeddings", False, "main.py L1044: the optimiser gets every named parameter"),
-    RecipeValue("data.max_seq_length", 128, "README commands: --max_seq_length 128 (main.py L745 default)"),
+    RecipeValue("data.max_seq_length", lambda study, task: SHORT_TASKS.get(task, 128),
+                "main.py L876-884, L952-953: 64 for CoLA and SST-2 (over the README's --max_seq_length 128), else 128"),
     RecipeValue("data.heldout_size", 0, "main.py L980-1005: trains on the whole training set"),
     RecipeValue("data.group_by_length", False, "main.py L986, L997: RandomSampler batches"),
     RecipeValue("width_loss", "paper", "main.py L1161-1188: teacher states times the mask, MSE over whole vectors"),
+    RecipeValue("teacher.epochs", 5, "README bert_ft.py command: --num_train_epochs 5.0"),
+    RecipeValue("teacher.lr", 2e-5, "README bert_ft.py command: --learning_rate 2e-5"),
+    RecipeValue("teacher.batch_size", 32, "README bert_ft.py command: --per_gpu_train_batch_size 32"),
+    RecipeValue("teacher.warmup_ratio", 0.0, "hg_transformers/training_args.py L78: warmup_steps 0"),
+    RecipeValue("teacher.weight_decay", 0.0, "hg_transformers/training_args.py L69: weight_decay 0.0"),
+    RecipeValue("teacher.max_grad_norm", 1.0, "hg_transformers/trainer.py L480-483, training_args.py L71: 1.0"),
+    RecipeValue("teacher.eval_every", 50, "README: --logging_steps 50 --evaluate_during_training; "
+                                          "hg_transformers/trainer.py L496-522 saves the best dev checkpoint"),
     RecipeValue("stage1.lr", 5e-5, "README --repr_distill commands: --learning_rate 5e-5"),
     RecipeValue("stage1.batch_size", 32, "README --repr_distill commands: --train_batch_size 32"),
     RecipeValue("stage1.schedule", "constant", "main.py L1057-1058: schedule 'none' without --pred_distill"),
@@ -152,9 +162,14 @@ PAPER_RECIPE = (
     RecipeValue("stage2.schedule", "linear", "main.py L1056: warmup_linear"),
     RecipeValue("stage2.temperature", 1.0, "main.py L843: --temperature default 1"),
     RecipeValue("stage2.eval_every", 50, "README: --eval_step 50; main.py L1221 evaluates every eval_step steps"),
+    RecipeValue("baselines.prediction_only.epochs", "stage1",
+                "README: the prediction-only run gets --num_train_epochs of HSK distillation"),
+    RecipeValue("baselines.prediction_only.batch_size", 64, "README prediction distillation: --train_batch_size 64"),
+    RecipeValue("baselines.prediction_only.warmup_ratio", 0.1,
+                "README prediction-only command: no --warmup_proportion, main.py L781 default 0.1"),
     RecipeValue("report.value", "dev_best", "main.py L1256-1268: the best dev checkpoint is kept"),
     RecipeValue("baselines.select_on", "dev", "main.py L1256-1268: chosen on dev"),
-    RecipeValue("baselines.lrs", lambda study: [study.stage2.lr], "README: every arm at --learning_rate 2e-5"),
+    RecipeValue("baselines.lrs", lambda study, task: [study.stage2.lr], "README: every arm at --learning_rate 2e-5"),
     RecipeValue("grid.lr_search", False, "README: one learning rate per command, no search"),
 )
 
@@ -167,11 +182,10 @@ NOT_REPRODUCED = (
     ("teacher head during distillation", "classifier(relu(pooled)), no dropout (transformer/modeling.py L1460)"),
     ("TinyBERT projection weights", "its fit_dense comes with the general-distillation checkpoint if that holds one; "
                                     "hskd draws the projection from the run's seed"),
-    ("prediction-only baseline", "README: batch 64, warmup 0.1, epochs of HSK distillation; hskd: stage-2 "
-                                 "settings for stage-1 + stage-2 epochs"),
     ("last incomplete batch", "skipped (main.py L1090-1091); hskd trains on it"),
     ("evaluation steps", "at (global_step + 1) % eval_step == 0 (main.py L1221); hskd at multiples of eval_every"),
-    ("teacher fine-tuning", "bert_ft.py: its own recipe and checkpoint choice; hskd: teacher.* settings, last step"),
+    ("teacher's sequence length", "bert_ft.py fine-tunes at 128 tokens for every task; hskd's teacher reads the "
+                                  "task's data at data.max_seq_length (64 for CoLA and SST-2 under paper.yaml)"),
     ("ROSITA importance", "|sum of |grad| x final weight| over one more training epoch with dropout and updates, heads "
                           "by attention-output columns only, neurons without biases (bert_ft.py --compute_taylor, "
                           "pruning.py L60-72); hskd: sum of |w x grad| over importance_batches, eval mode, q/k/v too"),
@@ -195,7 +209,7 @@ def recipe_rows(study, task: str) -> list[tuple[str, Any, Any, str]]:
     task_study = study.for_task(task)
     rows = [(f"protocol.{key}", getattr(task_study.protocol, key), getattr(PRESETS["paper"], key),
              "docs/paper-protocol.md") for key in CHOICES]  # fmt: skip
-    rows += [(entry.key, config_value(task_study, entry.key), entry.paper_value(task_study), entry.source)
+    rows += [(entry.key, config_value(task_study, entry.key), entry.paper_value(task_study, task), entry.source)
              for entry in PAPER_RECIPE]  # fmt: skip
     return rows
 

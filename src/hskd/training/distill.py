@@ -182,9 +182,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
                   store=inputs.store, device=device.type)  # fmt: skip
     checkpoint = Checkpoint(Path(out_path).with_suffix(RESUME_SUFFIX), key, checkpoint_minutes)
     result: dict = {"teacher_loaded": False, "kd_mode": "none", "dev_after_stage1": None}
-    stage2_epochs = settings.stage2.epochs
-    if cell.is_none:
-        stage2_epochs += settings.stage1.epochs
+    if cell.is_none:  # its one stage is settings.stage2 (StudyConfig.prediction_only_stage)
         result.update(stage1_steps=0, stage1_seconds=0.0, stage1_loss=None)
     else:
 
@@ -199,7 +197,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
             return _stage1(student, source, train, dev, cell, settings, device, checkpoint)
 
         result.update(checkpoint.once("stage1", stage1))
-    result.update(_stage2(student, train, dev, teacher_logits, stage2_epochs, settings, device, checkpoint))
+    result.update(_stage2(student, train, dev, teacher_logits, settings, device, checkpoint))
     # no held-out slice (data.heldout_size 0: the whole split trains, selection is on dev)
     result["heldout_final"] = _evaluate_student(student, heldout, settings.task, device) if len(heldout) else None
     student.eval()
@@ -272,8 +270,8 @@ def _stage1(
 
 
 def _stage2(
-    student: Student, train: TokenizedSplit, dev: TokenizedSplit, teacher_logits: torch.Tensor, epochs: float,
-    settings: RunSettings, device: torch.device, checkpoint: Checkpoint,
+    student: Student, train: TokenizedSplit, dev: TokenizedSplit, teacher_logits: torch.Tensor, settings: RunSettings,
+    device: torch.device, checkpoint: Checkpoint,
 ) -> dict:  # fmt: skip
     stage = settings.stage2
     progress: dict[str, list[float]] = {"dev_values": []}
@@ -292,7 +290,7 @@ def _stage2(
         return stage2_loss(logits, teacher_logits[index].to(device), batch["labels"], stage.temperature, protocol)
 
     # A different stream from stage 1's: the seed offset keeps the two stages' data orders independent.
-    log = fit(student, train, _optimisation(stage, settings.lr, settings.choices), epochs, settings.seed + 10_000,
+    log = fit(student, train, _optimisation(stage, settings.lr, settings.choices), stage.epochs, settings.seed + 10_000,
               settings.group_by_length, device, loss_fn, "stage 2", after_step=evaluate_dev, checkpoint=checkpoint,
               carry=progress)  # fmt: skip
     dev_values = progress["dev_values"]

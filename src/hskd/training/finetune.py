@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,16 +41,38 @@ def finetune(
     tokenizer = models.load_tokenizer(teacher.model)
     model = use_cheap_dropout(initial_teacher(teacher, spec.num_labels, tokenizer.vocab_size)).to(device)
     train, dev = TokenizedSplit.load(train_path), TokenizedSplit.load(dev_path)
-    optimisation = Optimisation(teacher.lr, teacher.weight_decay, "linear", teacher.warmup_ratio, teacher.batch_size)
+    optimisation = Optimisation(teacher.lr, teacher.weight_decay, "linear", teacher.warmup_ratio, teacher.batch_size,
+                                max_grad_norm=teacher.max_grad_norm)  # fmt: skip
     key = job_key(task=task, teacher=asdict(teacher), train=file_sha256(train_path), group_by_length=group_by_length,
                   threads=threads, device=device.type, precision=precision)  # fmt: skip
     checkpoint = Checkpoint(Path(out_dir) / RESUME_FILE, key, checkpoint_minutes)
+
+    def dev_value() -> float:
+        model.eval()
+        predictions = predict(lambda b: model(**_inputs(b)).logits, dev, task, device)
+        model.train()
+        return compute_metrics(task, predictions, dev.labels.tolist())[spec.metric]
+
+    best: dict = {"step": None, "dev": None, "weights": None}  # the best dev checkpoint (teacher.eval_every)
+
+    def keep_best(step: int, total: int) -> float:
+        if teacher.eval_every is None or (step % teacher.eval_every and step != total):
+            return 0.0
+        started = time.perf_counter()
+        value = dev_value()
+        if best["dev"] is None or value > best["dev"]:  # a later checkpoint must be strictly better, as bert_ft.py
+            best.update(step=step, dev=value, weights={name: tensor.detach().clone()
+                                                       for name, tensor in model.state_dict().items()})  # fmt: skip
+        return time.perf_counter() - started
+
     model.train()
     log = fit(
         model, train, optimisation, teacher.epochs, teacher.seed, group_by_length, device,
         lambda index, batch: task_loss(model(**_inputs(batch)).logits.float(), batch["labels"]), f"teacher {task}",
-        checkpoint=checkpoint,
+        after_step=keep_best, checkpoint=checkpoint, carry=best,
     )  # fmt: skip
+    if best["weights"] is not None:
+        model.load_state_dict(best["weights"])
     model.eval()
     dev_predictions = predict(lambda b: model(**_inputs(b)).logits, dev, task, device)
     dev_metrics = compute_metrics(task, dev_predictions, dev.labels.tolist())
@@ -63,6 +86,7 @@ def finetune(
         **collapse_report(dev_predictions, dev_metrics[spec.metric], task, train, dev),
         "data": {"train": train.facts, "dev": dev.facts},
         "steps": log.steps,
+        "selected_step": best["step"] or log.steps,  # the step whose weights were saved
         "train_seconds": log.seconds,
         "train_loss": log.loss,
         "train_examples": len(train),

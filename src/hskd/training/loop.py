@@ -65,6 +65,7 @@ class Optimisation:
     warmup_ratio: float
     batch_size: int
     optimizer: str = "adamw"  # adamw | bertadam (protocol_choices.optimizer)
+    max_grad_norm: float | None = None  # clip the norm of all gradients together before each update
 
 
 LOSS_TAIL = 50  # FitResult.loss: mean over the last steps
@@ -127,6 +128,8 @@ def fit(
         with autocast(device):
             loss = loss_fn(index, batch)
         loss.backward()
+        if optimisation.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), optimisation.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
