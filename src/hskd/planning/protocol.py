@@ -192,6 +192,12 @@ NOT_REPRODUCED = (
     ("HSK targets", "fp32 from the live teacher; hskd stores hold fp16 values (median relative error 0.017%, "
                     "docs/paper-protocol.md)"),
     ("static width masks", "drawn at step 0, applied from step 1; hskd applies them from the first step"),
+    ("stage-1 checkpoint", "stage 2 starts from the last --eval_step 200 save of stage 1 (main.py L1251-1252), up "
+                           "to 199 steps before its end; hskd from the last step"),
+    ("best-checkpoint start", "best_dev_acc starts at 0.0 (main.py L1075): a run never above 0 saves nothing; "
+                              "hskd's dev_best is the largest dev value"),
+    ("selection metric", "STS-B by (pearson + spearman) / 2 (main.py L588-595); hskd by pearson (the paper's four "
+                         "tasks select alike)"),
 )
 
 
