@@ -24,4 +24,5 @@ rule all:
         rules.aggregate.output,  # the tables need every run of the config
         rules.plot.output,
         rules.study_config.output,
+        rules.plan.output,
     default_target: True

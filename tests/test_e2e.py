@@ -65,6 +65,12 @@ def test_smoke_study_produces_every_output(workdir):
     for row in shared:
         assert (workdir / row["path"]).stat().st_ino == (workdir / row["same_file_as"]).stat().st_ino
     assert manifest["bytes_on_disk"] == manifest["bytes_total"] / 2
+    # `hskd plan` (the plan rule) foresaw every store's bytes and which are links, from the config alone
+    planned = json.loads((results / "tables/plan.json").read_text())["SST-2"]
+    assert sorted((row["student"], row["cell"], row["bytes"], row["same_file_as"] is not None)
+                  for row in manifest["stores"]) == sorted(
+        (row["student"], row["cell"], row["bytes"], row["shared"]) for row in planned["stores"])  # fmt: skip
+    assert (planned["bytes_total"], planned["bytes_on_disk"]) == (manifest["bytes_total"], manifest["bytes_on_disk"])
     for name in ("runs.csv", "summary.csv", "minimum_hsk.md", "depth.tex", "joint.md"):
         assert (results / "tables" / name).stat().st_size > 0
     for stem in ("marginal_utility", "depth", "length", "width", "joint"):

@@ -80,8 +80,8 @@ def test_every_output_and_log_goes_under_results_dir(workdir):
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = planned_jobs(result.stdout)
     assert {job["rule"] for job in jobs} == {"smoke_data", "prepare_data", "finetune_teacher", "init_student",
-                                             "extract", "distill", "run_list", "study_config", "aggregate", "plot",
-                                             "bench", "all"}  # fmt: skip
+                                             "extract", "distill", "run_list", "study_config", "plan", "aggregate",
+                                             "plot", "bench", "all"}  # fmt: skip
     for job in jobs:
         assert job["log"] or job["rule"] == "all", job
         for path in job["output"] + job["log"]:
@@ -89,6 +89,23 @@ def test_every_output_and_log_goes_under_results_dir(workdir):
     # the smoke study's own folder is no target of the moved study
     moved = plan(workdir, ON_GRID, *elsewhere)
     assert moved.returncode != 0 and f"No rule to produce {ON_GRID}" in moved.stdout + moved.stderr
+
+
+def test_hskd_plan_counts_the_jobs_snakemake_plans(workdir):
+    from collections import Counter
+
+    from hskd.planning.layers import merge, read_layers
+    from hskd.planning.plan import plan_study
+    from hskd.planning.study import load
+
+    overlay = workdir / "plan_two_tasks.yaml"
+    overlay.write_text("tasks: [SST-2, MNLI]\n")
+    result = plan(workdir, "all", overlay=str(overlay))
+    assert result.returncode == 0, result.stderr[-2000:]
+    planned = Counter(job["rule"] for job in planned_jobs(result.stdout))
+    layers = read_layers([workdir / "workflow/configs/smoke.yaml", overlay], default=str(workdir / "config.yaml"))
+    counted = Counter(job.rule for job in plan_study(load(merge(layers)[0])).jobs)
+    assert counted == {rule: planned[rule] for rule in counted} and counted["distill"] == 52
 
 
 def test_one_extract_rule_serves_every_task(workdir):
@@ -196,7 +213,7 @@ def test_every_planned_command_of_the_paper_study_is_short_and_its_args_file_hol
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = planned_jobs(result.stdout)
     commands = [job["shell"] for job in jobs if job["shell"].startswith("hskd ")]
-    assert len(commands) == sum(job["rule"] not in {"all", "run_list", "study_config"} for job in jobs)
+    assert len(commands) == sum(job["rule"] not in {"all", "run_list", "study_config", "plan"} for job in jobs)
     assert max(len(command) for command in commands) <= 500
     [distill] = [job for job in jobs if job["rule"] == "distill"][:1]
     arguments = job_arguments(distill["shell"], workdir)

@@ -16,7 +16,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -371,6 +371,9 @@ def run_bench(settings: BenchSettings, out_dir: str | Path, threads: int, quick:
     result = {
         "rows": rows,
         "storage": storage,
+        # what `hskd plan` needs to turn a timed step into multiply-adds per second
+        "shapes": {"teacher": asdict(settings.teacher),
+                   "students": {name: asdict(shape) for name, shape in settings.students.items()}},  # fmt: skip
         "targets": check_targets(rows, storage),
         "machine": {**machine_info(threads), "load_average_before": load_before},
         "settings": {

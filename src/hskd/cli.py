@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from hskd.common.glue import TASKS, GlueFormatError
+from hskd.common.synthetic import SYNTHETIC_DEV_SIZE, SYNTHETIC_TRAIN_SIZE
 from hskd.planning import paths
 from hskd.planning.config import PRECISIONS, ConfigError, StudentConfig, TeacherConfig, typed
 from hskd.planning.protocol import PRESETS
@@ -183,6 +184,23 @@ def cmd_protocol(args) -> None:
     _print_and_write(format_recipe(load(merge(_layers(args))[0])), args.out)
 
 
+def cmd_plan(args) -> None:
+    from hskd.common.io import write_json_atomic
+    from hskd.planning.layers import merge
+    from hskd.planning.plan import DEFAULT_MACS_PER_SECOND, format_plan, plan_json, plan_study, throughput_from_bench
+    from hskd.planning.study import load
+
+    study = load(merge(_layers(args))[0])
+    if args.bench:
+        rate, source = throughput_from_bench(args.bench)
+    else:
+        rate, source = DEFAULT_MACS_PER_SECOND, "assumed, not measured: pass --bench results/bench/speed.json"
+    plan = plan_study(study)
+    if args.json:
+        write_json_atomic(plan_json(plan), args.json)
+    _print_and_write(format_plan(study, plan, rate, source, args.devices), args.out)
+
+
 def cmd_config(args) -> None:
     from hskd.planning.layers import effective_rows, format_rows, merge
     from hskd.planning.study import load
@@ -278,8 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("make-smoke-data", help="write tiny learnable synthetic GLUE TSVs in each task's layout")
     p.add_argument("--task", nargs="+", default=["SST-2"], choices=sorted(TASKS), help="GLUE tasks (default SST-2)")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--n-train", type=int, default=512)
-    p.add_argument("--n-dev", type=int, default=128)
+    p.add_argument("--n-train", type=int, default=SYNTHETIC_TRAIN_SIZE)
+    p.add_argument("--n-dev", type=int, default=SYNTHETIC_DEV_SIZE)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_smoke_data)
 
@@ -369,6 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_options(p, "as for snakemake (config.yaml is merged first unless a file is standalone)")
     p.add_argument("--out", default="", help="also write the text to this file")
     p.set_defaults(func=cmd_protocol)
+
+    p = sub.add_parser("plan", help="a study's jobs, store bytes, teacher passes and device-hours, from its config")
+    _add_study_options(p, "as for snakemake (config.yaml is merged first unless a file is standalone)")
+    p.add_argument("--bench", default="", help="speed.json of `hskd bench`: its measured throughput (else assumed)")
+    p.add_argument("--devices", type=int, default=1, help="devices running jobs in parallel, for the wall time")
+    p.add_argument("--out", default="", help="also write the text to this file")
+    p.add_argument("--json", default="", help="write per task the stores and totals as JSON to this file")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("plot", help="figures from results/tables/summary.csv")
     p.add_argument("--summary", default="results/tables/summary.csv")

@@ -14,8 +14,9 @@ from hskd.planning.shapes import student_layer_count
 from hskd.planning.download import HUB_ID_PATTERN, glue_from_hub, hub_downloads, hub_environment, write_merged
 from hskd.planning.download import student_hub_model, teacher_hub_model
 from hskd.common.glue import get_task
-from hskd.common.io import content_file, write_text
+from hskd.common.io import content_file, write_json_atomic, write_text
 from hskd.planning.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
+from hskd.planning.plan import DEFAULT_MACS_PER_SECOND, format_plan, plan_json, plan_study
 from hskd.planning.protocol import format_recipe
 from hskd.planning.layers import RUN_ENVIRONMENT_KEYS, effective_rows, format_rows, merge, read_layers
 
@@ -79,6 +80,17 @@ def write_text_logged(text, path, log, note=None):
     """A small local output written atomically, and a one-line log saying so."""
     write_text(text, path)
     write_text(f"{note or f'wrote {path}'}\n", log)
+
+
+def study_plan():
+    """(`hskd plan`'s text at the assumed throughput, its per-task JSON); a study whose model shapes are unknown
+    offline gets a text saying so."""
+    try:
+        plan = plan_study(STUDY)
+    except ConfigError as err:
+        return f"# no plan: {err}\n", {}
+    text = format_plan(STUDY, plan, DEFAULT_MACS_PER_SECOND, "assumed; hskd plan --bench measures it", 1)
+    return text, plan_json(plan)
 
 
 def write_run_list(runs, path, log):

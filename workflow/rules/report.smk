@@ -30,6 +30,23 @@ rule study_config:
         write_text_logged(params.config, output.config, log[0], f"wrote {output.protocol} and {output.config}")
 
 
+# What the study will cost, from the config alone (what `hskd plan` prints with the assumed throughput; pass it
+# `--bench` for a measured one): jobs, store bytes, teacher passes, device-hours.
+rule plan:
+    output:
+        text=report(f"{R}/tables/plan.txt", caption="../report/plan.rst", category="Study"),
+        json=f"{R}/tables/plan.json",
+    params:
+        plan=lambda wildcards: study_plan(),
+    log:
+        f"{R}/logs/plan.log",
+    localrule: True
+    run:
+        text, stores = params.plan
+        write_json_atomic(stores, output.json)
+        write_text_logged(text, output.text, log[0], f"wrote {output.text} and {output.json}")
+
+
 rule aggregate:
     input:
         runs=run_targets(),

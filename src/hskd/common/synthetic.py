@@ -14,6 +14,8 @@ from pathlib import Path
 
 from hskd.common.glue import get_task
 
+SYNTHETIC_TRAIN_SIZE, SYNTHETIC_DEV_SIZE = 512, 128  # examples per task (`hskd make-smoke-data` defaults)
+
 # a class's cue words, by label id (the SST-2 and CoLA files use the first two)
 _CUES = (
     ("good", "great", "excellent", "wonderful", "happy", "love"),
@@ -85,8 +87,9 @@ def _tsv_lines(task: str, examples: list[tuple[list[str], int | float]]) -> list
 
 
 def write_synthetic_tsv(
-    out_dir: str | os.PathLike[str], task: str = "SST-2", n_train: int = 512, n_dev: int = 128, seed: int = 0
-) -> Path:
+    out_dir: str | os.PathLike[str], task: str = "SST-2", n_train: int = SYNTHETIC_TRAIN_SIZE,
+    n_dev: int = SYNTHETIC_DEV_SIZE, seed: int = 0,
+) -> Path:  # fmt: skip
     """Write `task`'s synthetic train and dev TSVs (MNLI: both dev files) to ``out_dir/{task}/``; return that folder.
     Use ``out_dir`` as ``glue_dir``."""
     spec = get_task(task)

@@ -19,7 +19,7 @@ from hskd.models.hub import load_tokenizer
 from hskd.models.runtime import setup_runtime, to_device
 from hskd.models.teacher import load_teacher, teacher_fingerprint, teacher_pass
 from hskd.planning.cells import Cell
-from hskd.planning.grid import kept_values_per_layer, store_bytes_per_example
+from hskd.planning.grid import kept_values_per_layer, store_bytes_per_example, store_content_key
 from hskd.planning.protocol import PRESETS, Protocol
 from hskd.planning.strategies import WIDTH_SEED
 
@@ -39,9 +39,7 @@ class StoreTarget:
 
     @property
     def content_key(self) -> tuple[str, int, bool]:
-        """Stores with equal keys hold identical bytes: the cell, the student depth and the cell's token
-        ranking fix every tensor."""
-        return str(self.cell), self.student_layers, self.joint
+        return store_content_key(self.cell, self.student_layers, self.joint)
 
 
 def unique_targets(targets: list[StoreTarget]) -> dict[tuple[str, int, bool], StoreTarget]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hskd.common.synthetic import SYNTHETIC_TRAIN_SIZE
 from hskd.planning import paths
 from hskd.planning.cells import Cell, expand_joint, parse_cell
 from hskd.planning.config import StudyConfig
@@ -119,9 +120,11 @@ def runs(study: StudyConfig) -> list[Run]:
 
 
 def train_size(study: StudyConfig, task: str) -> int:
-    """Upper bound of the number of training examples a store holds (before any data is read)."""
+    """Upper bound of the number of training examples a store holds (before any data is read): exact for GLUE's
+    and the synthetic data's sizes."""
     data = study.for_task(task).data
-    available = GLUE_TRAIN_SIZES.get(task, 0) - data.heldout_size
+    full = SYNTHETIC_TRAIN_SIZE if study.synthetic_data else GLUE_TRAIN_SIZES.get(task, 0)
+    available = full - data.heldout_size
     return min(data.train_subset, available) if data.train_subset else available
 
 
@@ -159,6 +162,12 @@ def store_bytes_lower_bound(cell: Cell, num_layers: int, hidden_size: int, max_s
     if cell.width.kind == "per_example":
         bits += layers * math.log2(math.comb(tokens * hidden_size, kept))
     return 2 * layers * kept + bits / 8
+
+
+def store_content_key(cell: Cell, student_layers: int, joint: bool) -> tuple[str, int, bool]:
+    """Stores with equal keys hold identical bytes: the cell, the student depth and the cell's token ranking (a
+    joint cell's) fix every tensor, so extraction writes one file and hard-links it for the other students."""
+    return str(cell), student_layers, joint
 
 
 def is_cached(study: StudyConfig, task: str, student: str, cell: Cell) -> bool:

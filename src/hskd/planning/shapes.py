@@ -7,7 +7,13 @@ import json
 from pathlib import Path
 
 from hskd.common.model_names import OFFLINE_MODELS, resolve_model_name
-from hskd.planning.config import ConfigError, StudentConfig, StudyConfig
+from hskd.planning.config import ConfigError, Shape, StudentConfig, StudyConfig
+
+# The hub models of workflow/configs/paper.yaml, as their config.json give them, for planning without network
+HUB_SHAPES = {
+    "bert-base-uncased": Shape(layers=12, hidden=768, heads=12, ffn=3072),
+    "huawei-noah/TinyBERT_General_4L_312D": Shape(layers=4, hidden=312, heads=12, ffn=1200),
+}
 
 
 def _local_model_config(name: str) -> dict | None:
@@ -59,3 +65,12 @@ def _teacher_heads(study: StudyConfig) -> int | None:
         return study.teacher.random_init.heads
     local = _local_model_config(study.teacher.model)
     return local["num_attention_heads"] if local else None
+
+
+def model_config(name: str) -> Shape | None:
+    """A model's shape from its local folder's config.json, or `HUB_SHAPES`; None where neither knows it."""
+    local = _local_model_config(name) if name else None
+    if local:
+        return Shape(local["num_hidden_layers"], local["hidden_size"], local["num_attention_heads"],
+                     local["intermediate_size"])  # fmt: skip
+    return HUB_SHAPES.get(name)
