@@ -23,6 +23,9 @@ rule distill:
     log:
         f"{R}/logs/{{task}}/runs/{{student}}/depth={{depth}}/length={{length}}/width={{width}}/"
         f"lr={{lr}}/seed={{seed}}.log",
+    benchmark:  # the job's wall seconds and peak memory, as Snakemake measures them (scripts/job_costs.py)
+        f"{R}/benchmarks/{{task}}/runs/{{student}}/depth={{depth}}/length={{length}}/width={{width}}/"
+        f"lr={{lr}}/seed={{seed}}.tsv"
     shell:
         "hskd distill @{params.args:q} --threads {threads} --checkpoint-minutes {resources.checkpoint_minutes}"
         " --log {log:q}"

@@ -25,6 +25,8 @@ rule extract:
         "../../envs/hskd.yaml"
     log:
         f"{R}/logs/{{task}}/extract.log",
+    benchmark:
+        f"{R}/benchmarks/{{task}}/extract.tsv"
     shell:
         "hskd extract @{params.args:q} --threads {threads} --teacher-margin {resources.teacher_margin}"
         " --log {log:q}"

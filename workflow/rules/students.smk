@@ -19,6 +19,8 @@ rule init_student:
         "../../envs/hskd.yaml"
     log:
         f"{R}/logs/{{task}}/init_student_{{student}}.log",
+    benchmark:
+        f"{R}/benchmarks/{{task}}/init_student_{{student}}.tsv"
     shell:
         "hskd init-student @{params.args:q} --threads {threads} --teacher-margin {resources.teacher_margin}"
         " --log {log:q}"

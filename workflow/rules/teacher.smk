@@ -25,6 +25,8 @@ rule finetune_teacher:
         "../../envs/hskd.yaml"
     log:
         f"{R}/logs/{{task}}/finetune_teacher.log",
+    benchmark:
+        f"{R}/benchmarks/{{task}}/finetune_teacher.tsv"
     shell:
         "hskd finetune-teacher @{params.args:q} --threads {threads}"
         " --checkpoint-minutes {resources.checkpoint_minutes} --log {log:q}"

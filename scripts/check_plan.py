@@ -1,0 +1,89 @@
+"""Check `hskd plan` against a finished study: its store bytes (logical and on disk) per task against the bytes the
+extraction manifests record, and its per-job training multiply-adds against the training seconds the runs and
+the teacher record (the throughput each job reached). Exits 1 if a store's bytes differ.
+
+    python scripts/check_plan.py --configfile workflow/configs/paper.yaml workflow/configs/paper-rehearsal.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from hskd.planning.grid import runs
+from hskd.planning.layers import merge, read_layers
+from hskd.planning.plan import TRAIN_PASSES, plan_json, plan_study, steps_for, student_encoder, throughput_from_bench
+from hskd.planning.study import load
+
+
+def store_rows(results: str, study, plan: dict) -> list[dict]:
+    rows = []
+    for task in study.tasks:
+        manifest = json.loads(Path(results, task, "hsk", "manifest.json").read_text(encoding="utf-8"))
+        planned = {(row["student"], row["cell"]): (row["bytes"], row["shared"]) for row in plan[task]["stores"]}
+        written = {(row["student"], row["cell"]): (row["bytes"], row["same_file_as"] is not None)
+                   for row in manifest["stores"]}  # fmt: skip
+        rows.append({
+            "task": task, "stores": len(written), "every_store_equal": planned == written,
+            "planned_bytes": plan[task]["bytes_total"], "manifest_bytes": manifest["bytes_total"],
+            "planned_on_disk": plan[task]["bytes_on_disk"], "manifest_on_disk": manifest["bytes_on_disk"],
+        })  # fmt: skip
+    return rows
+
+
+def run_rates(results: str, study) -> list[float]:
+    """Multiply-adds per training second of every finished run (stage 1 + stage 2 training, evaluation excluded
+    from both sides)."""
+    rates = []
+    for run in runs(study):
+        path = Path(run.metrics_path(results))
+        if not path.exists():
+            continue
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+        task_study = study.for_task(run.task)
+        encoder = student_encoder(study, study.students[run.student])
+        tokens = task_study.data.max_seq_length
+        stage2 = task_study.prediction_only_stage() if run.cell.is_none else task_study.stage2
+        examples = metrics["train_examples"]
+        macs = steps_for(stage2.epochs, -(-examples // stage2.batch_size)) * stage2.batch_size
+        if not run.cell.is_none:
+            macs += steps_for(task_study.stage1.epochs, -(-examples // task_study.stage1.batch_size)) * \
+                task_study.stage1.batch_size  # fmt: skip
+        seconds = metrics["stage2_seconds"] + (metrics["stage1_seconds"] or 0.0)
+        rates.append(macs * TRAIN_PASSES * encoder.forward_macs(tokens) / seconds)
+    return rates
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configfile", nargs="+", default=[], help="the study's config files, as for snakemake")
+    parser.add_argument("--bench", default="", help="speed.json of `hskd bench` on the machine that ran the study")
+    args = parser.parse_args(argv)
+    study = load(merge(read_layers(args.configfile))[0])
+    plan = plan_json(plan_study(study))
+    rows = store_rows(study.results_dir, study, plan)
+    print("| task | stores | planned bytes | manifest bytes | planned on disk | manifest on disk | every store equal |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for row in rows:
+        print(f"| {row['task']} | {row['stores']} | {row['planned_bytes']:,} | {row['manifest_bytes']:,} | "
+              f"{row['planned_on_disk']:,} | {row['manifest_on_disk']:,} | {row['every_store_equal']} |")
+    rates = run_rates(study.results_dir, study)
+    if rates:
+        print(f"\n{len(rates)} runs: training multiply-adds per second, median {statistics.median(rates):.3g}, "
+              f"range {min(rates):.3g} - {max(rates):.3g}")
+    if rates and args.bench:
+        rate, source = throughput_from_bench(args.bench)
+        ratios = sorted(run_rate / rate for run_rate in rates)  # the plan's seconds over the measured seconds
+        print(f"plan at {rate:.3g} multiply-adds/s ({source}): predicted / measured training seconds per run, "
+              f"median {statistics.median(ratios):.2f}, 10th-90th percentile {ratios[len(ratios) // 10]:.2f} - "
+              f"{ratios[len(ratios) * 9 // 10]:.2f}")
+    equal = all(row["every_store_equal"] and row["planned_bytes"] == row["manifest_bytes"]
+                and row["planned_on_disk"] == row["manifest_on_disk"] for row in rows)  # fmt: skip
+    return 0 if equal else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
