@@ -93,3 +93,15 @@ def test_throughput_is_the_median_of_the_benchs_timed_steps(tmp_path):
     rate, source = throughput_from_bench(tmp_path / "speed.json")
     assert rate == pytest.approx(step / 2.0)  # of step/1, step/2 and step/4: the median
     assert "test cpu" in source and "fp32" in source
+
+
+def test_evaluating_every_step_costs_one_dev_pass_per_extra_evaluation():
+    from hskd.planning.plan import dev_size, student_encoder
+
+    rare, often = smoke_study(stage2={"eval_every": 1000}), smoke_study(stage2={"eval_every": 1})
+    [rare_run] = [job for job in plan_study(rare).jobs if job.rule == "distill"][-1:]
+    [often_run] = [job for job in plan_study(often).jobs if job.rule == "distill"][-1:]
+    # smoke: 448 training examples, batch 16, 2 epochs = 56 steps: 56 evaluations instead of 1 (at the end)
+    forward = student_encoder(often, often.students["pruned"]).forward_macs(often.data.max_seq_length)
+    assert often_run.macs - rare_run.macs == often_run.eval_macs - rare_run.eval_macs == (56 - 1) * dev_size(
+        often, "SST-2") * forward

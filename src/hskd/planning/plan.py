@@ -18,7 +18,7 @@ from pathlib import Path
 from hskd.common.glue import get_task
 from hskd.common.synthetic import SYNTHETIC_DEV_SIZE
 from hskd.planning.cells import Cell
-from hskd.planning.config import ConfigError, StageConfig, StudentConfig, StudyConfig
+from hskd.planning.config import ConfigError, StudentConfig, StudyConfig
 from hskd.planning.grid import (
     cell_protocol,
     is_cached,
@@ -31,10 +31,10 @@ from hskd.planning.grid import (
 )
 from hskd.planning.shapes import model_config, student_layer_count, teacher_shape
 
-# dev examples of each GLUE task (MNLI: matched + mismatched, both evaluated), for sizing evaluation
+# dev examples of each GLUE task (MNLI: the matched dev set, the one evaluated), for sizing evaluation
 GLUE_DEV_SIZES = {
     "CoLA": 1043, "SST-2": 872, "MRPC": 408, "STS-B": 1500,
-    "QQP": 40430, "MNLI": 9815 + 9832, "QNLI": 5463, "RTE": 277,
+    "QQP": 40430, "MNLI": 9815, "QNLI": 5463, "RTE": 277,
 }  # fmt: skip
 TRAIN_PASSES = 3  # forward + backward (about two forwards) per training example
 EXTRACT_BATCH_SIZE = 64  # hskd.hsk.extract's batch
@@ -98,7 +98,7 @@ def _heads_and_ffn(random_init, model: str, key: str) -> tuple[int, int]:
 
 def dev_size(study: StudyConfig, task: str) -> int:
     if study.synthetic_data:
-        return SYNTHETIC_DEV_SIZE * (2 if task == "MNLI" else 1)
+        return SYNTHETIC_DEV_SIZE
     return GLUE_DEV_SIZES[get_task(task).name]
 
 
@@ -114,6 +114,7 @@ class Job:
     rule: str
     task: str
     macs: int
+    eval_macs: int = 0  # of `macs`, what dev and held-out evaluation takes
     teacher_passes: int = 0  # teacher forward passes over a batch (extraction batches, online stage-1 steps)
     online: bool = False
 
@@ -145,8 +146,9 @@ def plan_study(study: StudyConfig) -> Plan:
         settings = task_study.teacher
         steps = steps_for(settings.epochs, -(-examples // settings.batch_size))
         plan.jobs.append(Job("prepare_data", task, 0))  # tokenizing: no model
+        evaluation = (evaluations(steps, settings.eval_every) + 1) * dev * teacher_step
         plan.jobs.append(Job("finetune_teacher", task, steps * settings.batch_size * TRAIN_PASSES * teacher_step
-                             + (evaluations(steps, settings.eval_every) + 1) * dev * teacher_step))  # fmt: skip
+                             + evaluation, eval_macs=evaluation))  # fmt: skip
         batches = -(-examples // EXTRACT_BATCH_SIZE)
         plan.jobs.append(Job("extract", task, examples * teacher_step, teacher_passes=batches))
         seen: set[tuple] = set()
@@ -177,19 +179,21 @@ def _run_job(study: StudyConfig, student_name: str, cell: Cell, task: str, teach
     student_fwd = student.forward_macs(tokens)
     heldout = task_study.data.heldout_size
     macs, passes, online = 0, 0, False
-    stage2: StageConfig = task_study.prediction_only_stage() if cell.is_none else task_study.stage2
+    stage2 = task_study.prediction_only_stage() if cell.is_none else task_study.stage2
+    steps2 = steps_for(stage2.epochs, -(-examples // stage2.batch_size))
+    evaluated = evaluations(steps2, stage2.eval_every) + 1
     if not cell.is_none:
         steps1 = steps_for(task_study.stage1.epochs, -(-examples // task_study.stage1.batch_size))
         distilled = len(cell.student_layers(student.layers))
         projection = distilled * tokens * student.hidden * teacher.hidden if student.hidden != teacher.hidden else 0
-        macs += steps1 * task_study.stage1.batch_size * TRAIN_PASSES * (student_fwd + projection) + dev * student_fwd
+        macs += steps1 * task_study.stage1.batch_size * TRAIN_PASSES * (student_fwd + projection)
+        evaluated += 1  # dev after stage 1
         if not is_cached(study, task, student_name, cell):
             online, passes = True, steps1
             macs += steps1 * task_study.stage1.batch_size * teacher.forward_macs(tokens)
-    steps2 = steps_for(stage2.epochs, -(-examples // stage2.batch_size))
-    evaluated = evaluations(steps2, stage2.eval_every) + 1  # and the final dev predictions
-    macs += steps2 * stage2.batch_size * TRAIN_PASSES * student_fwd + (evaluated * dev + heldout) * student_fwd
-    return Job("distill", task, macs, teacher_passes=passes, online=online)
+    evaluation = (evaluated * dev + heldout) * student_fwd  # every eval_every steps, at the end, the final predictions
+    macs += steps2 * stage2.batch_size * TRAIN_PASSES * student_fwd + evaluation
+    return Job("distill", task, macs, eval_macs=evaluation, teacher_passes=passes, online=online)
 
 
 def throughput_from_bench(path: str | Path) -> tuple[float, str]:
@@ -224,16 +228,21 @@ def format_plan(study: StudyConfig, plan: Plan, macs_per_second: float, throughp
     for job in plan.jobs:
         by_rule[(job.task, job.rule)].append(job)
     hours = {key: sum(job.macs for job in jobs) / macs_per_second / 3600 for key, jobs in by_rule.items()}
-    header = f"{'task':<7} {'rule':<17} {'jobs':>6} {'multiply-adds':>14} {'teacher passes':>15} {'device-h':>10}"
+    header = (f"{'task':<7} {'rule':<17} {'jobs':>6} {'multiply-adds':>14} {'evaluation':>10} {'teacher passes':>15} "
+              f"{'device-h':>10}")  # fmt: skip
     lines = [f"# plan of {study.results_dir}: {len(plan.jobs)} jobs; device-hours at {macs_per_second:.3g} "
              f"multiply-adds/s ({throughput_source})", header]  # fmt: skip
     for (task, rule), jobs in by_rule.items():
         macs = sum(job.macs for job in jobs)
         passes = sum(job.teacher_passes for job in jobs)
-        lines.append(f"{task:<7} {rule:<17} {len(jobs):>6} {macs:>14.3e} {passes:>15} {hours[(task, rule)]:>10.4g}")
+        share = sum(job.eval_macs for job in jobs) / macs if macs else 0.0
+        lines.append(f"{task:<7} {rule:<17} {len(jobs):>6} {macs:>14.3e} {share:>10.0%} {passes:>15} "
+                     f"{hours[(task, rule)]:>10.4g}")  # fmt: skip
     total = sum(hours.values())
-    lines.append(f"{'all':<7} {'':<17} {len(plan.jobs):>6} {sum(j.macs for j in plan.jobs):>14.3e} "
-                 f"{sum(j.teacher_passes for j in plan.jobs):>15} {total:>10.4g}")  # fmt: skip
+    macs = sum(job.macs for job in plan.jobs)
+    share = sum(job.eval_macs for job in plan.jobs) / macs if macs else 0.0
+    lines.append(f"{'all':<7} {'':<17} {len(plan.jobs):>6} {macs:>14.3e} {share:>10.0%} "
+                 f"{sum(job.teacher_passes for job in plan.jobs):>15} {total:>10.4g}")  # fmt: skip
     lines.append("")
     lines.append(f"{'task':<7} {'cached cells':>12} {'store bytes':>14} {'on disk':>14} {'online cells':>13}")
     for task in study.tasks:
