@@ -1,4 +1,6 @@
 import hashlib
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,3 +292,28 @@ def test_the_writer_refuses_a_batch_of_another_shape(tmp_path, gen, wrong):
     ):
         w.write(0, batch)
     assert not list(tmp_path.iterdir())
+
+
+def mapped_rss_kb(path) -> int:
+    """Resident kB of this process's mappings of `path` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text(encoding="utf-8").splitlines():
+        if "-" in line.split(" ", 1)[0] and len(line.split()) >= 5:  # a mapping's header line
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+def test_reading_and_writing_leave_no_store_pages_resident(tmp_path, gen):
+    # a job's memory must not grow with the stores it streams: pages go back to the page cache after each batch
+    path = tmp_path / "hsk.safetensors"
+    batch = dense_batch(gen, torch.arange(D))
+    with writer(path, "dense") as w:
+        w.write(0, rows(batch, 0, N))
+        assert mapped_rss_kb(w._tmp) == 0
+    store = HSKStore(path, teacher_sha256=TEACHER_SHA, data_sha256=DATA_SHA)
+    got = store.batch(torch.arange(N))
+    assert mapped_rss_kb(path) == 0
+    torch.testing.assert_close(got.target.float(), batch.target, rtol=1e-3, atol=1e-3)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
 import os
 import zlib
 from pathlib import Path
@@ -145,6 +146,13 @@ def _map_tensors(path: Path, data_start: int, entries: HeaderEntries, mode: str)
         begin, end = e["data_offsets"]
         arrays[name] = mm[begin:end].view(_DTYPES[e["dtype"]]).reshape(e["shape"])
     return mm, arrays
+
+
+def _drop_pages(mapping: np.memmap) -> None:
+    """Unmap the store's pages from this process. The page cache keeps them (dirty ones are still written
+    back), so a job's resident memory does not grow with the size of the stores it writes or reads; the next
+    access maps a page again from the cache. np.memmap holds its mmap.mmap in `_mmap`."""
+    mapping._mmap.madvise(mmap.MADV_DONTNEED)
 
 
 def _bytes_per_example(arrays: dict[str, np.ndarray]) -> int:
@@ -315,6 +323,7 @@ class HSKStoreWriter:
         self._arrays["values"][rows] = values
         self._arrays["token_index"][rows] = tokens.numpy()
         self._written[rows] = True
+        _drop_pages(self._mm)
 
     def _encode_dense(self, keep: torch.Tensor, target: torch.Tensor) -> np.ndarray:
         if not torch.equal(keep, self._dims_mask.expand(keep.shape)):
@@ -350,6 +359,7 @@ class HSKStoreWriter:
         crc = self._arrays["block_crc32"]
         for block in range(len(crc)):
             crc[block] = _block_crc32(self._arrays, block)
+            _drop_pages(self._mm)
         self._mm.flush()
         self._release()
         os.replace(self._tmp, self.path)
@@ -375,7 +385,7 @@ class HSKStore:
             raise StoreCorruptError(f"{self.path}: cannot read the store header ({err}); rebuild it") from None
         _check_metadata(self.path, self.metadata, teacher_sha256, data_sha256)
         try:
-            _, self._arrays = _map_tensors(self.path, data_start, entries, "r")
+            self._mm, self._arrays = _map_tensors(self.path, data_start, entries, "r")
         except (ValueError, KeyError) as err:
             raise StoreCorruptError(f"{self.path}: cannot read the store's tensors ({err}); rebuild it") from None
         self.num_examples = int(self.metadata["num_examples"])
@@ -417,6 +427,7 @@ class HSKStore:
             target, keep = self._decode_dense(values)
         else:
             target, keep = self._decode_magnitude(values, self._arrays["entry_bits"][idx])
+        _drop_pages(self._mm)
         return HSKBatch(list(self.student_layers), list(self.teacher_layers), tokens, target, keep)
 
     def _verify(self, block: int) -> None:
@@ -433,6 +444,7 @@ class HSKStore:
         if tokens.min() < 0 or tokens.max() >= self.max_seq_length:
             raise StoreCorruptError(f"{where} has token positions outside [0, {self.max_seq_length}); {rebuild}")
         self._verified[block] = True
+        _drop_pages(self._mm)
 
     def _decode_dense(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         if self._full_width:
