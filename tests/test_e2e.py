@@ -48,6 +48,7 @@ def test_smoke_study_produces_every_output(workdir):
     collapsed = 0
     for path in runs:
         metrics = json.loads(path.read_text())
+        assert len(list((path.parent / "tensorboard").glob("events.out.tfevents.*"))) == 1, path  # its curves
         assert metrics["teacher_loaded"] is False
         assert metrics["dev_trivial"] == teacher["dev_trivial"]
         collapsed += metrics["collapsed"]

@@ -49,7 +49,8 @@ def run(tiny_task, setup, cell: str, name: str, **changes) -> dict:
     inputs = RunInputs(setup["student"], tiny_task["teacher"], tiny_task["train"], tiny_task["heldout"],
                        tiny_task["dev"], changes.pop("logits", setup["logits"]), setup["store"])  # fmt: skip
     out = setup["out"] / name
-    distill.run(replace(settings, **changes), inputs, str(out))
+    tracking = {key: changes.pop(key) for key in ("tracking", "log_every") if key in changes}
+    distill.run(replace(settings, **changes), inputs, str(out), **tracking)
     return json.loads(out.read_text())
 
 
@@ -230,7 +231,7 @@ def test_hskd_distill_takes_its_threads_from_the_command_line(tmp_path, monkeypa
 
     seen = []
 
-    def fake_run(settings, inputs, out, checkpoint_minutes):
+    def fake_run(settings, inputs, out, checkpoint_minutes, tracking, log_every):
         seen.append(settings)
         return {"cell": settings.cell, "seed": settings.seed, "metric": "accuracy", "dev_final": 0.5}
 

@@ -17,7 +17,7 @@ from typing import Any, TextIO, TypeVar
 from hskd.common.glue import TASKS, GlueFormatError
 from hskd.common.synthetic import SYNTHETIC_DEV_SIZE, SYNTHETIC_TRAIN_SIZE
 from hskd.planning import paths
-from hskd.planning.config import PRECISIONS, ConfigError, StudentConfig, TeacherConfig, typed
+from hskd.planning.config import MAX_LOG_EVERY, PRECISIONS, TRACKING, ConfigError, StudentConfig, TeacherConfig, typed
 from hskd.planning.protocol import PRESETS
 from hskd.planning.protocol import from_dict as protocol_from_dict
 from hskd.training.guards import WeakTeacherError, check_teacher_margin
@@ -93,7 +93,7 @@ def cmd_finetune_teacher(args) -> None:
     result = finetune(
         args.task, teacher, str(Path(args.data_dir) / "train.safetensors"),
         str(Path(args.data_dir) / "dev.safetensors"), args.out_dir, args.threads, args.group_by_length,
-        args.checkpoint_minutes, args.precision,
+        args.checkpoint_minutes, args.precision, args.tracking, args.log_every,
     )  # fmt: skip
     print(f"teacher {args.task}: dev {result['metric']} = {result['dev']:.4f} ({result['train_seconds']} s)")
 
@@ -127,7 +127,7 @@ def cmd_distill(args) -> None:
         student_dir=args.student_dir, teacher_dir=args.teacher_dir, train=args.train, heldout=args.heldout,
         dev=args.dev, logits=args.logits, store=args.store or None,
     )  # fmt: skip
-    metrics = run(settings, inputs, args.out, args.checkpoint_minutes)
+    metrics = run(settings, inputs, args.out, args.checkpoint_minutes, args.tracking, args.log_every)
     print(f"{metrics['cell']} seed {metrics['seed']}: dev {metrics['metric']} final {metrics['dev_final']:.4f}")
 
 
@@ -282,6 +282,19 @@ def _add_precision(parser: argparse.ArgumentParser) -> None:
                         help="auto = bf16 autocast on CUDA, fp32 on CPU; bf16 = bf16 autocast everywhere")  # fmt: skip
 
 
+def _add_tracking(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tracking", choices=TRACKING, default="tensorboard",
+                   help="where the training curves go: a TensorBoard event file beside the output, or nowhere")
+    p.add_argument("--log-every", type=_log_every, default=10, help="steps between two loss points (1-50)")
+
+
+def _log_every(value: str) -> int:
+    steps = int(value)
+    if not 1 <= steps <= MAX_LOG_EVERY:
+        raise argparse.ArgumentTypeError(f"must lie in 1..{MAX_LOG_EVERY}, got {steps}")
+    return steps
+
+
 def _add_study_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--configfile", nargs="+", action="extend", default=[],
                    help=f"config file(s) of the study, merged in order over config.yaml: {what}")  # fmt: skip
@@ -321,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group-by-length", action=argparse.BooleanOptionalAction, default=True)
     _add_checkpoint_minutes(p)
     _add_precision(p)
+    _add_tracking(p)
     p.set_defaults(func=cmd_finetune_teacher)
 
     p = sub.add_parser("init-student", help="build a student (pretrained truncation or pruned teacher)")
@@ -354,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="", help="HSK store (cached mode)")
     p.add_argument("--threads", type=_positive_int, default=1, help="CPU threads")
     _add_checkpoint_minutes(p)
+    _add_tracking(p)
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("evaluate", help="GLUE metrics of a saved teacher or student on a tokenized split")

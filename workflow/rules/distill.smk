@@ -18,6 +18,9 @@ rule distill:
         # a resource, not a param: how often a job saves its state does not change its result, so a new
         # value must not rerun finished jobs (Snakemake reruns a job whose params change)
         checkpoint_minutes=str(STUDY.checkpoint_minutes),
+        # resources too: where the curves go and how dense they are change no result
+        tracking=STUDY.tracking,
+        log_every=STUDY.log_every,
     conda:
         "../../envs/hskd.yaml"
     log:
@@ -28,4 +31,4 @@ rule distill:
         f"lr={{lr}}/seed={{seed}}.tsv"
     shell:
         "hskd distill @{params.args:q} --threads {threads} --checkpoint-minutes {resources.checkpoint_minutes}"
-        " --log {log:q}"
+        " --tracking {resources.tracking} --log-every {resources.log_every} --log {log:q}"

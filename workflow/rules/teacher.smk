@@ -21,6 +21,8 @@ rule finetune_teacher:
         # a resource, not a param: how often a job saves its state does not change its result, so a new
         # value must not rerun finished jobs (Snakemake reruns a job whose params change)
         checkpoint_minutes=str(STUDY.checkpoint_minutes),
+        tracking=STUDY.tracking,  # as checkpoint_minutes: no result depends on it
+        log_every=STUDY.log_every,
     conda:
         "../../envs/hskd.yaml"
     log:
@@ -29,4 +31,5 @@ rule finetune_teacher:
         f"{R}/benchmarks/{{task}}/finetune_teacher.tsv"
     shell:
         "hskd finetune-teacher @{params.args:q} --threads {threads}"
-        " --checkpoint-minutes {resources.checkpoint_minutes} --log {log:q}"
+        " --checkpoint-minutes {resources.checkpoint_minutes} --tracking {resources.tracking}"
+        " --log-every {resources.log_every} --log {log:q}"

@@ -18,6 +18,8 @@ from hskd.planning.protocol import Protocol
 # Package data (pyproject.toml), so an installed hskd validates configs without this repository.
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 PRECISIONS = ("auto", "fp32", "bf16")  # the schema's `precision` values (hskd.training.loop.autocast_dtype)
+TRACKING = ("tensorboard", "none")  # the schema's `tracking` values (hskd.training.curves)
+MAX_LOG_EVERY = 50  # `log_every`'s bound: hskd.training.loop keeps the last 50 losses (LOSS_TAIL)
 
 
 T = TypeVar("T")
@@ -185,6 +187,8 @@ class StudyConfig:
     teacher_margin: float | None
     width_loss: str
     freeze_word_embeddings: bool
+    tracking: str
+    log_every: int
     standalone: bool
     allow_off_grid: bool
     resources: ResourcesConfig

@@ -25,6 +25,7 @@ from hskd.planning.config import StageConfig
 from hskd.planning.grid import store_bytes_per_example
 from hskd.planning.paths import cell_wildcards
 from hskd.planning.protocol import PRESETS, Protocol
+from hskd.training.curves import EVENTS_DIR, Curves, write_events
 from hskd.training.loop import Optimisation, collapse_report, evaluate, fit, predict, prediction_kd_loss, task_loss
 from hskd.training.resume import Checkpoint, job_key
 
@@ -156,11 +157,15 @@ def _evaluate_student(student: Student, split: TokenizedSplit, task: str, device
     return value[glue.get_task(task).metric]
 
 
-def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minutes: float = 0) -> dict:
+def run(
+    settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minutes: float = 0,
+    tracking: str = "tensorboard", log_every: int = 10,
+) -> dict:  # fmt: skip
     """Train and evaluate one student run; write its metrics.json to `out_path`.
 
     With `checkpoint_minutes` > 0 the run's state is saved that often beside `out_path` (suffix
-    `RESUME_SUFFIX`), and a rerun after an interruption continues from it (`hskd.training.resume`)."""
+    `RESUME_SUFFIX`), and a rerun after an interruption continues from it (`hskd.training.resume`). With
+    `tracking: tensorboard` its curves (`hskd.training.curves`) go to a TensorBoard event file beside it."""
     device = setup_runtime(settings.threads, settings.seed, settings.precision)
     cell = parse_cell(settings.cell)
     spec = glue.get_task(settings.task)
@@ -182,6 +187,7 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
                   store=inputs.store, device=device.type)  # fmt: skip
     checkpoint = Checkpoint(Path(out_path).with_suffix(RESUME_SUFFIX), key, checkpoint_minutes)
     result: dict = {"teacher_loaded": False, "kd_mode": "none", "dev_after_stage1": None}
+    curves = Curves(log_every)
     if cell.is_none:  # its one stage is settings.stage2 (StudyConfig.prediction_only_stage)
         result.update(stage1_steps=0, stage1_seconds=0.0, stage1_loss=None)
     else:
@@ -194,10 +200,12 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
             else:
                 source = OnlineHSK.load(inputs.teacher_dir, cell, student.num_layers, train.max_seq_length, device,
                                         protocol)  # fmt: skip
-            return _stage1(student, source, train, dev, cell, settings, device, checkpoint)
+            return {**_stage1(student, source, train, dev, cell, settings, device, checkpoint, curves),
+                    "curve_points": list(curves.points)}  # fmt: skip
 
         result.update(checkpoint.once("stage1", stage1))
-    result.update(_stage2(student, train, dev, teacher_logits, settings, device, checkpoint))
+        curves.restore(result.pop("curve_points"))  # stage 1's curve, also when it finished in an earlier attempt
+    result.update(_stage2(student, train, dev, teacher_logits, settings, device, checkpoint, curves))
     # no held-out slice (data.heldout_size 0: the whole split trains, selection is on dev)
     result["heldout_final"] = _evaluate_student(student, heldout, settings.task, device) if len(heldout) else None
     student.eval()
@@ -230,6 +238,11 @@ def run(settings: RunSettings, inputs: RunInputs, out_path: str, checkpoint_minu
         "settings": {"stage1": asdict(settings.stage1), "stage2": asdict(settings.stage2)},
         "versions": package_versions(),
     }
+    if tracking == "tensorboard":
+        for name in ("dev_final", "dev_best", "heldout_final", "stage1_loss", "stage2_loss"):  # at stage 2's last step
+            if metrics[name] is not None:
+                curves.add(f"final/{name}", result["stage2_steps"], metrics[name])
+        write_events(curves, Path(out_path).parent / EVENTS_DIR)
     write_json_atomic(metrics, out_path)
     checkpoint.remove()
     return metrics
@@ -247,7 +260,7 @@ def _optimisation(stage: StageConfig, lr: float, protocol: Protocol) -> Optimisa
 
 def _stage1(
     student: Student, source: CachedHSK | OnlineHSK, train: TokenizedSplit, dev: TokenizedSplit, cell: Cell,
-    settings: RunSettings, device: torch.device, checkpoint: Checkpoint,
+    settings: RunSettings, device: torch.device, checkpoint: Checkpoint, curves: Curves,
 ) -> dict:  # fmt: skip
     """HSK distillation from `source`, then the dev metric after it."""
     result: dict = {"kd_mode": settings.kd_mode, "teacher_loaded": isinstance(source, OnlineHSK)}
@@ -261,17 +274,18 @@ def _stage1(
         settings.group_by_length and not padding_counts, device,
         lambda index, batch: loss(batch, source(index, batch)),
         f"stage 1 {cell}", checkpoint=checkpoint, carry=loss.totals,
-        pad_to=train.max_seq_length if padding_counts else None,
+        pad_to=train.max_seq_length if padding_counts else None, curves=curves, tag="stage1",
     )  # fmt: skip
     result.update(stage1_steps=log.steps, stage1_seconds=log.seconds, stage1_loss=log.loss)
     result["hsk_fraction_real"] = loss.real_fraction
     result["dev_after_stage1"] = _evaluate_student(student, dev, settings.task, device)
+    curves.add("stage1/dev", log.steps, result["dev_after_stage1"])
     return result
 
 
 def _stage2(
     student: Student, train: TokenizedSplit, dev: TokenizedSplit, teacher_logits: torch.Tensor, settings: RunSettings,
-    device: torch.device, checkpoint: Checkpoint,
+    device: torch.device, checkpoint: Checkpoint, curves: Curves,
 ) -> dict:  # fmt: skip
     stage = settings.stage2
     progress: dict[str, list[float]] = {"dev_values": []}
@@ -281,6 +295,7 @@ def _stage2(
             return 0.0
         started = time.perf_counter()
         progress["dev_values"].append(_evaluate_student(student, dev, settings.task, device))
+        curves.add("stage2/dev", step, progress["dev_values"][-1])
         return time.perf_counter() - started
 
     protocol = settings.choices
@@ -292,7 +307,7 @@ def _stage2(
     # A different stream from stage 1's: the seed offset keeps the two stages' data orders independent.
     log = fit(student, train, _optimisation(stage, settings.lr, settings.choices), stage.epochs, settings.seed + 10_000,
               settings.group_by_length, device, loss_fn, "stage 2", after_step=evaluate_dev, checkpoint=checkpoint,
-              carry=progress)  # fmt: skip
+              carry=progress, curves=curves, tag="stage2")  # fmt: skip
     dev_values = progress["dev_values"]
     return {
         "dev_best": max(dev_values),

@@ -15,6 +15,7 @@ from hskd.models.dropout import use_cheap_dropout
 from hskd.models.runtime import setup_runtime
 from hskd.models.teacher import _inputs, initial_teacher
 from hskd.planning.config import TeacherConfig
+from hskd.training.curves import EVENTS_DIR, Curves, write_events
 from hskd.training.loop import Optimisation, collapse_report, fit, predict, task_loss
 from hskd.training.resume import Checkpoint, job_key
 
@@ -31,11 +32,14 @@ def finetune(
     group_by_length: bool,
     checkpoint_minutes: float = 0,
     precision: str = "auto",
+    tracking: str = "tensorboard",
+    log_every: int = 10,
 ) -> dict:
     """Fine-tune the teacher; save an HF checkpoint with tokenizer and metrics.json into `out_dir`.
 
     With `checkpoint_minutes` > 0 the training state is saved that often to `out_dir`/resume.pt, and a
-    rerun after an interruption continues from it (`hskd.training.resume`)."""
+    rerun after an interruption continues from it (`hskd.training.resume`). With `tracking: tensorboard` its
+    curves go to a TensorBoard event file in `out_dir`."""
     device = setup_runtime(threads, teacher.seed, precision)
     spec = glue.get_task(task)
     tokenizer = models.load_tokenizer(teacher.model)
@@ -54,12 +58,14 @@ def finetune(
         return compute_metrics(task, predictions, dev.labels.tolist())[spec.metric]
 
     best: dict = {"step": None, "dev": None, "weights": None}  # the best dev checkpoint (teacher.eval_every)
+    curves = Curves(log_every)
 
     def keep_best(step: int, total: int) -> float:
         if teacher.eval_every is None or (step % teacher.eval_every and step != total):
             return 0.0
         started = time.perf_counter()
         value = dev_value()
+        curves.add("teacher/dev", step, value)
         if best["dev"] is None or value > best["dev"]:  # a later checkpoint must be strictly better, as bert_ft.py
             best.update(step=step, dev=value, weights={name: tensor.detach().clone()
                                                        for name, tensor in model.state_dict().items()})  # fmt: skip
@@ -69,7 +75,7 @@ def finetune(
     log = fit(
         model, train, optimisation, teacher.epochs, teacher.seed, group_by_length, device,
         lambda index, batch: task_loss(model(**_inputs(batch)).logits.float(), batch["labels"]), f"teacher {task}",
-        after_step=keep_best, checkpoint=checkpoint, carry=best,
+        after_step=keep_best, checkpoint=checkpoint, carry=best, curves=curves, tag="teacher",
     )  # fmt: skip
     if best["weights"] is not None:
         model.load_state_dict(best["weights"])
@@ -97,6 +103,9 @@ def finetune(
         "precision": precision,
         "versions": package_versions(),
     }
+    if tracking == "tensorboard":
+        curves.add("final/dev", log.steps, result["dev"])
+        write_events(curves, Path(out_dir) / EVENTS_DIR)
     write_json_atomic(result, Path(out_dir) / "metrics.json")
     checkpoint.remove()
     return result

@@ -17,7 +17,9 @@ from transformers import get_constant_schedule_with_warmup, get_linear_schedule_
 from hskd.common import metrics
 from hskd.models.data import TokenizedSplit
 from hskd.models.runtime import autocast, to_device
+from hskd.planning.config import MAX_LOG_EVERY
 from hskd.training.bert_adam import bert_adam
+from hskd.training.curves import Curves
 from hskd.training.resume import Checkpoint, rng_state, set_rng_state
 
 
@@ -68,7 +70,7 @@ class Optimisation:
     max_grad_norm: float | None = None  # clip the norm of all gradients together before each update
 
 
-LOSS_TAIL = 50  # FitResult.loss: mean over the last steps
+LOSS_TAIL = MAX_LOG_EVERY  # FitResult.loss: mean over the last steps (and a curve point's window)
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ def fit(
     checkpoint: Checkpoint | None = None,
     carry: dict | None = None,
     pad_to: int | None = None,
+    curves: Curves | None = None,
+    tag: str = "",
 ) -> FitResult:
     """The one training loop: `epochs` over `split` in seeded batches, `loss_fn(index, batch)` per step,
     updating `model`'s trainable parameters.
@@ -99,7 +103,9 @@ def fit(
     `after_step(step, total)` runs after each update and returns the seconds it spent outside training.
     With a `checkpoint`, the training state under the name `desc` (with `carry`, a dict of what `after_step`
     accumulates) is restored if the job stopped during it, and saved whenever a save is due. `pad_to` pads
-    every batch to that length (else to its longest example). A non-finite loss stops training."""
+    every batch to that length (else to its longest example). With `curves`, every `curves.log_every` steps
+    and at the end the mean loss since the last point and the learning rate are logged as `tag`/loss and
+    `tag`/lr. A non-finite loss stops training."""
     total = steps_for(epochs, -(-len(split) // optimisation.batch_size))
     optimizer, scheduler = make_optimizer(
         model.named_parameters(), optimisation.lr, optimisation.weight_decay, optimisation.schedule,
@@ -116,6 +122,8 @@ def fit(
         losses.extend(saved["losses"])
         if carry is not None:
             carry.update(saved["carry"])
+        if curves is not None:
+            curves.restore(saved["curves"])
     started, outside = time.perf_counter(), 0.0
 
     def training_seconds() -> float:  # across every attempt of this job, evaluation excluded
@@ -138,6 +146,10 @@ def fit(
             raise FloatingPointError(f"{desc}: loss is {value} at step {step} (non-finite inputs or a diverged "
                                      "model); nothing was written")  # fmt: skip
         losses.append(value)
+        if curves is not None and (step % curves.log_every == 0 or step == total):
+            since = step - (step - 1) // curves.log_every * curves.log_every  # steps since the last point
+            curves.add(f"{tag}/loss", step, sum(itertools.islice(reversed(losses), since)) / since)
+            curves.add(f"{tag}/lr", step, scheduler.get_last_lr()[0])
         if after_step is not None:
             outside += after_step(step, total)
         if checkpoint is not None and step < total and checkpoint.due():
@@ -145,6 +157,7 @@ def fit(
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": step, "losses": list(losses),
                 "seconds": training_seconds(), "carry": carry or {},
+                "curves": curves.points if curves is not None else [],
             })  # fmt: skip
     return FitResult(total, round(training_seconds(), 2), sum(losses) / len(losses))
 
