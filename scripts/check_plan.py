@@ -22,7 +22,10 @@ from hskd.planning.study import load
 def store_rows(results: str, study, plan: dict) -> list[dict]:
     rows = []
     for task in study.tasks:
-        manifest = json.loads(Path(results, task, "hsk", "manifest.json").read_text(encoding="utf-8"))
+        path = Path(results, task, "hsk", "manifest.json")
+        if not path.exists():  # not extracted yet
+            continue
+        manifest = json.loads(path.read_text(encoding="utf-8"))
         planned = {(row["student"], row["cell"]): (row["bytes"], row["shared"]) for row in plan[task]["stores"]}
         written = {(row["student"], row["cell"]): (row["bytes"], row["same_file_as"] is not None)
                    for row in manifest["stores"]}  # fmt: skip
