@@ -1,7 +1,8 @@
 """Peak memory against the amount of data, at the paper's shapes: the paper rehearsal's SST-2 (random-weight
 bert-base teacher, TinyBERT-4L-312 and ROSITA students, synthetic data) at two training-set sizes, through the
-real workflow. For the extraction job and the full-HSK and joint runs of each student it reads the peak
-resident memory Snakemake's benchmark file records, and prints how much it grows with 4x the data.
+real workflow. For the extraction job and the full-HSK and joint runs of each student it reads the job's own
+peak resident memory (`peak_rss_mb`: the process's high-water mark, which Snakemake's sampled benchmark files
+can miss in a short job) from its manifest or metrics.json, and prints how much it grows with 4x the data.
 
     python scripts/memory_vs_data.py --sizes 128 512 --out results/bench/memory_vs_data.json
 """
@@ -9,11 +10,11 @@ resident memory Snakemake's benchmark file records, and prints how much it grows
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from hskd.common.io import write_json_atomic
@@ -34,13 +35,13 @@ def overlay(results: str, size: int) -> dict:
 
 
 def run_targets(results_dir: str) -> dict[str, str]:
-    """Benchmark files of the jobs measured, by label."""
+    """The files holding the measured jobs' `peak_rss_mb`, by label."""
     joint = expand_joint(JOINT, {"depth": "top8", "length": "attention_nosep", "width": "magnitude_batch"})
     cells = {"full HSK": "depth=all-top10/length=all/width=all", JOINT: str(joint)}
-    targets = {"extract (teacher pass, every store)": f"{results_dir}/benchmarks/SST-2/extract.tsv"}
+    targets = {"extract (teacher pass, every store)": f"{results_dir}/SST-2/hsk/manifest.json"}
     for student in ("pretrained", "pruned"):
         for label, cell in cells.items():
-            targets[f"{student}: {label}"] = f"{results_dir}/benchmarks/SST-2/runs/{student}/{cell}/lr=2e-05/seed=0.tsv"
+            targets[f"{student}: {label}"] = f"{results_dir}/SST-2/runs/{student}/{cell}/lr=2e-05/seed=0/metrics.json"
     return targets
 
 
@@ -59,8 +60,8 @@ def main() -> None:
             targets = run_targets(f"{args.results}/n{size}")
             subprocess.run(["snakemake", *targets.values(), "--cores", str(args.cores), "--quiet", "all",
                             "--configfile", *CONFIGS, str(path)], check=True)  # fmt: skip
-            measured[size] = {label: float(pd.read_csv(tsv, sep="\t")["max_rss"].iloc[-1])
-                              for label, tsv in targets.items()}  # fmt: skip
+            measured[size] = {label: json.loads(Path(path).read_text())["peak_rss_mb"]
+                              for label, path in targets.items()}  # fmt: skip
     small, large = args.sizes
     rows = [{"job": label, f"peak_rss_mb_{small}": measured[small][label],
              f"peak_rss_mb_{large}": measured[large][label],

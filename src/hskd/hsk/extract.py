@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from hskd.common.io import file_sha256, link_atomic, write_json_atomic
+from hskd.common.io import file_sha256, link_atomic, peak_rss_mb, write_json_atomic
 from hskd.hsk.compression import real_fraction
 from hskd.hsk.sources import compress_pass
 from hskd.hsk.store import HSKStoreWriter, save_logits
@@ -139,6 +139,7 @@ def extract(
         "batches": -(-len(train) // EXTRACT_BATCH_SIZE),
         "teacher_passes_per_split": passes / -(-len(train) // EXTRACT_BATCH_SIZE),
         "seconds": round(time.perf_counter() - started, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),  # this process's high-water mark, stores included
         "precision": precision,
         "protocol": protocol.as_dict(),
         "stores": [
