@@ -16,7 +16,6 @@ from hskd.planning.plan import (
     evaluations,
     plan_json,
     plan_study,
-    steps_for,
     teacher_encoder,
     throughput_from_bench,
 )
@@ -37,10 +36,6 @@ def test_an_encoders_multiply_adds_by_hand():
 @pytest.mark.parametrize(("steps", "every", "count"), [(10, 4, 3), (8, 4, 2), (3, 4, 1), (10, None, 0)])
 def test_evaluations_every_n_steps_and_at_the_end(steps, every, count):
     assert evaluations(steps, every) == count
-
-
-def test_steps_round_fractional_epochs_up():
-    assert (steps_for(2, 5), steps_for(0.5, 5), steps_for(0.01, 5)) == (10, 3, 1)
 
 
 def smoke_study(**overrides):

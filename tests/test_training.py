@@ -86,7 +86,7 @@ def _split(lengths: list[int], labels: list[int]):
 
 
 def test_steps_for_rounds_up_and_never_gives_zero_steps():
-    from hskd.training.loop import steps_for
+    from hskd.planning.plan import steps_for
 
     assert steps_for(1.5, 3) == 5  # ceil(4.5)
     assert steps_for(0.1, 5) == 1  # ceil(0.5)

@@ -18,13 +18,10 @@ from hskd.common import metrics
 from hskd.models.data import TokenizedSplit
 from hskd.models.runtime import autocast, to_device
 from hskd.planning.config import MAX_LOG_EVERY
+from hskd.planning.plan import steps_for
 from hskd.training.bert_adam import bert_adam
 from hskd.training.curves import Curves
 from hskd.training.resume import Checkpoint, rng_state, set_rng_state
-
-
-def steps_for(epochs: float, batches_per_epoch: int) -> int:
-    return max(1, math.ceil(epochs * batches_per_epoch))
 
 
 def make_optimizer(
