@@ -1,6 +1,6 @@
 """Check `hskd plan` against a finished study: its store bytes (logical and on disk) per task against the bytes the
-extraction manifests record, and its per-job training multiply-adds against the training seconds the runs and
-the teacher record (the throughput each job reached). Exits 1 if a store's bytes differ.
+extraction manifests record, and its per-run training multiply-adds against the training seconds the runs
+record (the throughput each run reached). Exits 1 if a store's bytes differ.
 
     python scripts/check_plan.py --configfile workflow/configs/paper.yaml workflow/configs/paper-rehearsal.yaml
 """
@@ -13,9 +13,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from hskd.planning.grid import runs
 from hskd.planning.layers import merge, read_layers
-from hskd.planning.plan import TRAIN_PASSES, plan_json, plan_study, steps_for, student_encoder, throughput_from_bench
+from hskd.planning.plan import Plan, plan_json, plan_study, throughput_from_bench
 from hskd.planning.study import load
 
 
@@ -37,26 +36,17 @@ def store_rows(results: str, study, plan: dict) -> list[dict]:
     return rows
 
 
-def run_rates(results: str, study) -> list[float]:
-    """Multiply-adds per training second of every finished run (stage 1 + stage 2 training, evaluation excluded
-    from both sides)."""
+def run_rates(results: str, plan: Plan) -> list[float]:
+    """The plan's training multiply-adds (evaluation excluded) per training second each finished run recorded
+    (evaluation excluded there too)."""
     rates = []
-    for run in runs(study):
-        path = Path(run.metrics_path(results))
-        if not path.exists():
+    for job in plan.jobs:
+        path = Path(job.run.metrics_path(results)) if job.run else None
+        if path is None or not path.exists():
             continue
         metrics = json.loads(path.read_text(encoding="utf-8"))
-        task_study = study.for_task(run.task)
-        encoder = student_encoder(study, study.students[run.student])
-        tokens = task_study.data.max_seq_length
-        stage2 = task_study.prediction_only_stage() if run.cell.is_none else task_study.stage2
-        examples = metrics["train_examples"]
-        macs = steps_for(stage2.epochs, -(-examples // stage2.batch_size)) * stage2.batch_size
-        if not run.cell.is_none:
-            macs += steps_for(task_study.stage1.epochs, -(-examples // task_study.stage1.batch_size)) * \
-                task_study.stage1.batch_size  # fmt: skip
         seconds = metrics["stage2_seconds"] + (metrics["stage1_seconds"] or 0.0)
-        rates.append(macs * TRAIN_PASSES * encoder.forward_macs(tokens) / seconds)
+        rates.append((job.macs - job.eval_macs) / seconds)
     return rates
 
 
@@ -66,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench", default="", help="speed.json of `hskd bench` on the machine that ran the study")
     args = parser.parse_args(argv)
     study = load(merge(read_layers(args.configfile))[0])
-    plan = plan_json(plan_study(study))
-    rows = store_rows(study.results_dir, study, plan)
+    plan = plan_study(study)
+    rows = store_rows(study.results_dir, study, plan_json(plan))
     print("| task | stores | planned bytes | manifest bytes | planned on disk | manifest on disk | every store equal |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for row in rows:
         print(f"| {row['task']} | {row['stores']} | {row['planned_bytes']:,} | {row['manifest_bytes']:,} | "
               f"{row['planned_on_disk']:,} | {row['manifest_on_disk']:,} | {row['every_store_equal']} |")
-    rates = run_rates(study.results_dir, study)
+    rates = run_rates(study.results_dir, plan)
     if rates:
         print(f"\n{len(rates)} runs: training multiply-adds per second, median {statistics.median(rates):.3g}, "
               f"range {min(rates):.3g} - {max(rates):.3g}")

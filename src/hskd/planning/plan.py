@@ -17,9 +17,9 @@ from pathlib import Path
 
 from hskd.common.glue import get_task
 from hskd.common.synthetic import SYNTHETIC_DEV_SIZE
-from hskd.planning.cells import Cell
 from hskd.planning.config import ConfigError, StudentConfig, StudyConfig
 from hskd.planning.grid import (
+    Run,
     cell_protocol,
     is_cached,
     is_joint,
@@ -117,6 +117,7 @@ class Job:
     eval_macs: int = 0  # of `macs`, what dev and held-out evaluation takes
     teacher_passes: int = 0  # teacher forward passes over a batch (extraction batches, online stage-1 steps)
     online: bool = False
+    run: Run | None = None  # a distill job's run
 
 
 @dataclass
@@ -168,11 +169,12 @@ def plan_study(study: StudyConfig) -> Plan:
                     cell, layers, teacher.hidden, tokens, per_layer), shared=key in seen))  # fmt: skip
                 seen.add(key)
         for run in (run for run in planned_runs if run.task == task):
-            plan.jobs.append(_run_job(study, run.student, run.cell, task, teacher))
+            plan.jobs.append(_run_job(study, run, teacher))
     return plan
 
 
-def _run_job(study: StudyConfig, student_name: str, cell: Cell, task: str, teacher: Encoder) -> Job:
+def _run_job(study: StudyConfig, run: Run, teacher: Encoder) -> Job:
+    task, student_name, cell = run.task, run.student, run.cell
     task_study = study.for_task(task)
     tokens, examples, dev = task_study.data.max_seq_length, train_size(study, task), dev_size(study, task)
     student = student_encoder(study, study.students[student_name])
@@ -193,7 +195,7 @@ def _run_job(study: StudyConfig, student_name: str, cell: Cell, task: str, teach
             macs += steps1 * task_study.stage1.batch_size * teacher.forward_macs(tokens)
     evaluation = (evaluated * dev + heldout) * student_fwd  # every eval_every steps, at the end, the final predictions
     macs += steps2 * stage2.batch_size * TRAIN_PASSES * student_fwd + evaluation
-    return Job("distill", task, macs, eval_macs=evaluation, teacher_passes=passes, online=online)
+    return Job("distill", task, macs, eval_macs=evaluation, teacher_passes=passes, online=online, run=run)
 
 
 def throughput_from_bench(path: str | Path) -> tuple[float, str]:
