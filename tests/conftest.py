@@ -66,3 +66,49 @@ def tiny_task(tmp_path_factory) -> dict[str, str]:
     teacher.save_pretrained(root / "teacher")
     tokenizer.save_pretrained(root / "teacher")
     return {**data, "teacher": str(root / "teacher"), "root": str(root)}
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server on loopback (SQLite-backed, in a temp folder), stopped by its process id:
+    yields its URI."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    folder = tmp_path_factory.mktemp("mlflow_server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = open(folder / "server.log", "w")  # noqa: SIM115 (open for the server's whole life)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder}/server.db", "--default-artifact-root", str(folder / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # its workers share its process group
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log_text = (folder / "server.log").read_text()
+                    raise RuntimeError(f"the MLflow server did not start: {log_text}") from None
+                time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()

@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import SMOKE_RESULTS, copy_workflow
+from test_curves import scalars
+from test_tracking import history, logged_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--configfile", "workflow/configs/smoke.yaml"]
@@ -98,6 +100,31 @@ def test_second_call_does_nothing_and_a_deleted_run_is_retrained_alone_and_ident
     after = json.loads((workdir / ONE_RUN / "metrics.json").read_text())
     for key in ("stage1_loss", "stage2_loss", "dev_best", "dev_final", "heldout_final", "dev_after_stage1"):
         assert before[key] == after[key], key
+
+
+@pytest.mark.e2e
+def test_jobs_rerun_under_tracking_mlflow_log_their_tensorboard_curves_to_a_real_server(workdir, mlflow_server):
+    runs = [f"{SMOKE_RESULTS}/SST-2/runs/pruned/{cell}/lr=0.001/seed=1" for cell in (
+        "depth=none/length=all/width=all", "depth=all-top2/length=all/width=all",
+        "depth=top2-1/length=attention_nosep-2/width=magnitude-0.5")]  # fmt: skip
+    written = {run: scalars(workdir / run / "tensorboard") for run in runs}
+    for run in runs:
+        shutil.rmtree(workdir / run)
+    snakemake(workdir, *[f"{run}/metrics.json" for run in runs], "--config", "tracking=mlflow",
+              f"tracking_uri={mlflow_server}")  # fmt: skip
+    logged = logged_runs(mlflow_server, SMOKE_RESULTS)  # the study's experiment, its runs named by their folders
+    assert sorted(logged) == sorted(runs)
+    for run in runs:
+        metrics = json.loads((workdir / run / "metrics.json").read_text())
+        assert not (workdir / run / "tensorboard").exists()
+        entry = logged[run]
+        assert entry.info.status == "FINISHED"
+        assert {key: entry.data.params[key] for key in ("cell", "lr", "seed", "student")} == {
+            "cell": metrics["cell"], "lr": "0.001", "seed": "1", "student": "pruned"}  # fmt: skip
+        assert sorted(entry.data.metrics) == sorted(written[run])
+        for tag, points in written[run].items():  # the rerun is the same run, so are its curves
+            assert history(mlflow_server, entry.info.run_id, tag) == [
+                (step, pytest.approx(value)) for step, value in points], (run, tag)  # fmt: skip
 
 
 @pytest.mark.e2e

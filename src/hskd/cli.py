@@ -284,7 +284,8 @@ def _add_precision(parser: argparse.ArgumentParser) -> None:
 
 def _add_tracking(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracking", choices=TRACKING, default="tensorboard",
-                   help="where the training curves go: a TensorBoard event file beside the output, or nowhere")
+                   help="where the training curves go when the job finishes: a TensorBoard event file beside the "
+                        "output, an MLflow run (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME), or nowhere")
     p.add_argument("--log-every", type=_log_every, default=10, help="steps between two loss points (1-50)")
 
 

@@ -36,6 +36,7 @@ R = STUDY.results_dir
 # The hub cache and offline switches of every job (`hub` section): local jobs inherit this process's environment,
 # the SLURM plugin submits with --export=ALL, and each job re-parses this file anyway.
 os.environ.update(hub_environment(STUDY.hub))
+os.environ.update(STUDY.tracking_environment())  # under tracking: mlflow, where the runs go
 HUB_MODELS, HUB_GLUE_TASKS = hub_downloads(STUDY)
 
 

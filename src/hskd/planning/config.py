@@ -18,7 +18,7 @@ from hskd.planning.protocol import Protocol
 # Package data (pyproject.toml), so an installed hskd validates configs without this repository.
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 PRECISIONS = ("auto", "fp32", "bf16")  # the schema's `precision` values (hskd.training.loop.autocast_dtype)
-TRACKING = ("tensorboard", "none")  # the schema's `tracking` values (hskd.training.curves)
+TRACKING = ("tensorboard", "mlflow", "none")  # the schema's `tracking` values (hskd.training.tracking)
 MAX_LOG_EVERY = 50  # `log_every`'s bound: hskd.training.loop keeps the last 50 losses (LOSS_TAIL)
 
 
@@ -188,6 +188,7 @@ class StudyConfig:
     width_loss: str
     freeze_word_embeddings: bool
     tracking: str
+    tracking_uri: str | None
     log_every: int
     standalone: bool
     allow_off_grid: bool
@@ -207,6 +208,15 @@ class StudyConfig:
     def for_task(self, task: str) -> StudyConfig:
         """The study as one task sees it: the config with that task's `by_task` values put in."""
         return self.task_studies.get(task, self)
+
+    def tracking_environment(self) -> dict[str, str]:
+        """Under `tracking: mlflow`, MLflow's own variables for every job (set in the Snakemake process, which
+        passes them on): the server, or a SQLite file in the results folder, and the results folder as the
+        experiment."""
+        if self.tracking != "mlflow":
+            return {}
+        uri = self.tracking_uri or f"sqlite:///{os.path.abspath(os.path.join(self.results_dir, 'mlflow.db'))}"
+        return {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": self.results_dir}
 
     def prediction_only_stage(self) -> StageConfig:
         """The one stage of a prediction-only run: stage 2 with `baselines.prediction_only`'s epochs, batch size

@@ -21,7 +21,8 @@ COMMAND_LINE = "--config"
 SCHEMA_DEFAULT = "schema default"
 # Values that rerun no job when changed (they are Snakemake resources or thread counts, not params): a study's
 # recorded config leaves them out, so changing them leaves it as it is.
-RUN_ENVIRONMENT_KEYS = ("threads", "checkpoint_minutes", "teacher_margin", "resources", "tracking", "log_every")
+RUN_ENVIRONMENT_KEYS = ("threads", "checkpoint_minutes", "teacher_margin", "resources", "tracking", "tracking_uri",
+                        "log_every")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ run the cross-field checks a JSON schema cannot express."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,8 @@ def check(study: StudyConfig) -> None:
         _check_task_name("tasks", task)
     _check_glue_dir(study)
     _check_model_folder("teacher.model", study.teacher.model)
+    if study.tracking == "mlflow" and importlib.util.find_spec("mlflow") is None:
+        raise ConfigError("tracking: mlflow needs the mlflow package (pip install 'hskd[mlflow]')")
     for task in study.tasks:
         if study.for_task(task).data.heldout_size == 0 and study.baselines.select_on == "train_heldout":
             key = "data.heldout_size" if task not in study.task_studies else f"by_task.{task}.data.heldout_size"

@@ -25,9 +25,10 @@ from hskd.planning.config import StageConfig
 from hskd.planning.grid import store_bytes_per_example
 from hskd.planning.paths import cell_wildcards
 from hskd.planning.protocol import PRESETS, Protocol
-from hskd.training.curves import EVENTS_DIR, Curves, write_events
+from hskd.training.curves import Curves
 from hskd.training.loop import Optimisation, collapse_report, evaluate, fit, predict, prediction_kd_loss, task_loss
 from hskd.training.resume import Checkpoint, job_key
+from hskd.training.tracking import publish
 
 RESUME_SUFFIX = ".resume.pt"  # beside the run's metrics.json: metrics.resume.pt
 
@@ -165,7 +166,7 @@ def run(
 
     With `checkpoint_minutes` > 0 the run's state is saved that often beside `out_path` (suffix
     `RESUME_SUFFIX`), and a rerun after an interruption continues from it (`hskd.training.resume`). With
-    `tracking: tensorboard` its curves (`hskd.training.curves`) go to a TensorBoard event file beside it."""
+    `tracking` other than none its curves go where it says (`hskd.training.tracking`)."""
     device = setup_runtime(settings.threads, settings.seed, settings.precision)
     cell = parse_cell(settings.cell)
     spec = glue.get_task(settings.task)
@@ -238,14 +239,24 @@ def run(
         "settings": {"stage1": asdict(settings.stage1), "stage2": asdict(settings.stage2)},
         "versions": package_versions(),
     }
-    if tracking == "tensorboard":
+    if tracking != "none":
         for name in ("dev_final", "dev_best", "heldout_final", "stage1_loss", "stage2_loss"):  # at stage 2's last step
             if metrics[name] is not None:
                 curves.add(f"final/{name}", result["stage2_steps"], metrics[name])
-        write_events(curves, Path(out_path).parent / EVENTS_DIR)
+        publish(curves, Path(out_path).parent, tracking, run_params(metrics))
     write_json_atomic(metrics, out_path)
     checkpoint.remove()
     return metrics
+
+
+RUN_PARAMS = ("task", "student", "cell", "depth", "length", "width", "lr", "stage1_lr", "seed", "kd_mode",
+              "hsk_fraction", "protocol", "precision", "device")  # fmt: skip
+
+
+def run_params(metrics: dict) -> dict:
+    """What names a run in a tracking server's run table: its cell, learning rates, seed and protocol."""
+    choices = {f"protocol.{key}": value for key, value in metrics["protocol_choices"].items()}
+    return {**{key: metrics[key] for key in RUN_PARAMS}, **choices}
 
 
 def _teacher_hidden_size(teacher_dir: str) -> int:

@@ -15,11 +15,13 @@ from hskd.models.dropout import use_cheap_dropout
 from hskd.models.runtime import setup_runtime
 from hskd.models.teacher import _inputs, initial_teacher
 from hskd.planning.config import TeacherConfig
-from hskd.training.curves import EVENTS_DIR, Curves, write_events
+from hskd.training.curves import Curves
 from hskd.training.loop import Optimisation, collapse_report, fit, predict, task_loss
 from hskd.training.resume import Checkpoint, job_key
+from hskd.training.tracking import publish
 
 RESUME_FILE = "resume.pt"
+TEACHER_PARAMS = ("model", "lr", "epochs", "batch_size", "seed")  # a teacher's MLflow parameters, of its config
 
 
 def finetune(
@@ -38,8 +40,8 @@ def finetune(
     """Fine-tune the teacher; save an HF checkpoint with tokenizer and metrics.json into `out_dir`.
 
     With `checkpoint_minutes` > 0 the training state is saved that often to `out_dir`/resume.pt, and a
-    rerun after an interruption continues from it (`hskd.training.resume`). With `tracking: tensorboard` its
-    curves go to a TensorBoard event file in `out_dir`."""
+    rerun after an interruption continues from it (`hskd.training.resume`). With `tracking` other than none
+    its curves go where it says (`hskd.training.tracking`)."""
     device = setup_runtime(threads, teacher.seed, precision)
     spec = glue.get_task(task)
     tokenizer = models.load_tokenizer(teacher.model)
@@ -103,9 +105,10 @@ def finetune(
         "precision": precision,
         "versions": package_versions(),
     }
-    if tracking == "tensorboard":
+    if tracking != "none":
         curves.add("final/dev", log.steps, result["dev"])
-        write_events(curves, Path(out_dir) / EVENTS_DIR)
+        params = {"task": task, **{key: result["config"][key] for key in TEACHER_PARAMS}, "precision": precision}
+        publish(curves, out_dir, tracking, params)
     write_json_atomic(result, Path(out_dir) / "metrics.json")
     checkpoint.remove()
     return result
