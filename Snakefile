@@ -23,6 +23,7 @@ rule all:
     input:
         rules.aggregate.output,  # the tables need every run of the config
         rules.plot.output,
+        rules.curves.output,
         rules.study_config.output,
         rules.plan.output,
     default_target: True

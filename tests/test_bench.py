@@ -82,7 +82,11 @@ def test_tiny_benchmark_end_to_end(tmp_path):
         assert row["store_bytes_per_example"] == row["expected_bytes_per_example"] > 0
         assert row["store_gb_SST-2"] > 0
     targets = {t["target"] for t in result["targets"]}  # the online target is only checked at seq 128
-    assert targets == {"cached_over_student_only_max", "store_over_fp16_kept_max"}
+    assert targets == {"cached_over_student_only_max", "store_over_fp16_kept_max", "tracking_overhead_max"}
+    tracking = result["tracking"]  # the first student, timed with and without curves
+    assert (tracking["student"], tracking["steps"], tracking["reps"]) == ("tiny_pretrained", 20, 1)
+    assert tracking["overhead"] == pytest.approx(tracking["tracked_s"] / tracking["untracked_s"] - 1)
+    assert "Training curves: a 20-step prediction-distillation run" in (tmp_path / "tables/speed.md").read_text()
     assert result["machine"]["torch_threads"] == 1 and result["quick"] is True
     for name in ("tables/speed.csv", "tables/speed.md", "figures/speedup.pdf", "figures/speedup.png"):
         assert (tmp_path / name).stat().st_size > 0

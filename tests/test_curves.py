@@ -12,7 +12,8 @@ from test_resume import TinyClassifier
 from test_wiring import FULL, NONE, STAGE, run, setup  # noqa: F401  (setup: the module fixture)
 
 from hskd.models.data import TokenizedSplit
-from hskd.training.curves import EVENTS_DIR, Curves
+from hskd.planning.paths import EVENTS_DIR
+from hskd.training.curves import Curves
 from hskd.training.loop import Optimisation, fit
 from hskd.training.resume import Checkpoint
 

@@ -76,7 +76,7 @@ def test_smoke_study_produces_every_output(workdir):
     assert (planned["bytes_total"], planned["bytes_on_disk"]) == (manifest["bytes_total"], manifest["bytes_on_disk"])
     for name in ("runs.csv", "summary.csv", "minimum_hsk.md", "depth.tex", "joint.md"):
         assert (results / "tables" / name).stat().st_size > 0
-    for stem in ("marginal_utility", "depth", "length", "width", "joint"):
+    for stem in ("marginal_utility", "depth", "length", "width", "joint", "curves", "curves_flagged"):
         assert (results / "figures" / f"{stem}_SST-2.png").stat().st_size > 0
     assert teacher["dev"] > 0.9  # the generated task is learnable; a broken trainer stays near 0.5
     assert 0.3 < teacher["dev_trivial"] < 0.7  # the generated labels are balanced
@@ -136,5 +136,5 @@ def test_html_report_as_the_readme_writes_it(workdir):
     assert result.returncode == 0, result.stderr[-3000:]
     html = (workdir / "results/report.html").read_text(encoding="utf-8")
     for table in ("runs.csv", "references.csv", "minimum_hsk.md", "lr_sweep.md", "depth.md", "length.md",
-                  "width.md", "joint.md", "width_SST-2.png"):
+                  "width.md", "joint.md", "width_SST-2.png", "curves_SST-2.png", "curves_flagged_SST-2.png"):
         assert table in html, table

@@ -14,8 +14,9 @@ from test_curves import scalars
 from test_wiring import FULL, run, setup  # noqa: F401  (setup: the module fixture)
 
 from hskd.planning.config import ConfigError
+from hskd.planning.paths import EVENTS_DIR
 from hskd.planning.study import load as load_study
-from hskd.training.curves import EVENTS_DIR, Curves
+from hskd.training.curves import Curves
 from hskd.training.tracking import RUN_TAG, log_mlflow_run
 
 

@@ -244,6 +244,17 @@ def cmd_plot(args) -> None:
     print(f"wrote {len(written)} figure files to {args.out}")
 
 
+def cmd_curves(args) -> None:
+    import pandas as pd
+
+    from hskd.report.curves import plot_task_curves
+
+    runs, summary = pd.read_csv(args.runs), pd.read_csv(args.summary)
+    written = [path for task in args.tasks or sorted(set(runs["task"]))
+               for path in plot_task_curves(runs, summary, args.out, task)]  # fmt: skip
+    print(f"wrote {len(written)} curve figure files to {args.out}")
+
+
 def cmd_download(args) -> None:
     from hskd.planning.download import DownloadError, download
 
@@ -420,6 +431,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", choices=["real", "nominal"], default="real",
                    help="x-axis of the fraction figures: share of the real tokens' HSK, or padding counted")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("curves", help="training-curve figures from the runs' TensorBoard event files")
+    p.add_argument("--runs", default="results/tables/runs.csv")
+    p.add_argument("--summary", default="results/tables/summary.csv")
+    p.add_argument("--out", default="results/figures")
+    p.add_argument("--tasks", nargs="*", default=[], help="draw figures for these tasks even without runs")
+    p.set_defaults(func=cmd_curves)
 
     p = sub.add_parser("download", help="fetch hub models and GLUE tasks into the hub cache (HF_HOME) for offline jobs")
     p.add_argument("--models", nargs="*", default=[], help="hub model ids (config, tokenizer and weights)")

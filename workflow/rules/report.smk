@@ -80,6 +80,28 @@ rule aggregate:
         " --value {params.value:q} --margin {params.margin:q} --alpha {params.alpha:q} --log {log:q}"
 
 
+rule curves:
+    input:
+        runs=rules.aggregate.output.runs,
+        summary=rules.aggregate.output.summary,
+    output:
+        compared=report(expand(f"{R}/figures/curves_{{task}}.{{ext}}", task=STUDY.tasks, ext=["pdf", "png"]),
+                        caption="../report/curves.rst", category="Figures"),
+        flagged=report(expand(f"{R}/figures/curves_flagged_{{task}}.{{ext}}", task=STUDY.tasks, ext=["pdf", "png"]),
+                       caption="../report/curves_flagged.rst", category="Figures"),
+    params:
+        out=lambda w, output: os.path.dirname(output.compared[0]),
+        tasks=STUDY.tasks,
+    conda:
+        "../../envs/hskd.yaml"
+    log:
+        f"{R}/logs/curves.log",
+    localrule: True
+    shell:
+        "hskd curves --runs {input.runs:q} --summary {input.summary:q} --out {params.out:q} --tasks {params.tasks:q}"
+        " --log {log:q}"
+
+
 rule plot:
     input:
         summary=f"{R}/tables/summary.csv",

@@ -19,6 +19,7 @@ HSK_STORES = "{results}/{task}/hsk/stores"
 STORE = HSK_STORES + "/{student}/" + CELL + "/{split}.safetensors"
 RUN_DIR = "{results}/{task}/runs/{student}/" + CELL + "/lr={lr}/seed={seed}"
 RUN_METRICS = RUN_DIR + "/metrics.json"
+EVENTS_DIR = "tensorboard"  # a training job's curves (tracking: tensorboard), beside its metrics.json
 BENCH = "{results}/bench"
 # hub.offline: one manifest per hub model and GLUE task in the hub cache (what a job that reads it waits for),
 # and the download rule's, of every model and task of the study

@@ -10,8 +10,6 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-EVENTS_DIR = "tensorboard"  # beside a run's metrics.json, in the teacher's folder
-
 
 @dataclass
 class Curves:

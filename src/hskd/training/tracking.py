@@ -10,7 +10,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from hskd.training.curves import EVENTS_DIR, Curves, write_events
+from hskd.planning.paths import EVENTS_DIR
+from hskd.training.curves import Curves, write_events
 
 RUN_TAG = "hskd.run"  # an MLflow run's job folder, by which a rerun finds and replaces it
 DEFAULT_EXPERIMENT = "hskd"  # when MLFLOW_EXPERIMENT_NAME is unset (the workflow sets it to the results folder)
