@@ -43,6 +43,13 @@ def welch_interval(
     return diff - half, diff + half
 
 
+def welch_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """mean(a) - mean(b), its standard error and Welch-Satterthwaite degrees of freedom (two values each at
+    least)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return _welch(a.mean(), a.std(ddof=1), len(a), b.mean(), b.std(ddof=1), len(b))
+
+
 def noninferiority(
     cell: Sequence[float], reference: Sequence[float], margin: float, alpha: float
 ) -> tuple[float, float]:
@@ -50,11 +57,9 @@ def noninferiority(
 
     Returns (p-value, one-sided 1-alpha lower bound of the difference); (NaN, NaN) when either side has
     fewer than two values. With zero variance on both sides the difference itself decides (p 0 or 1)."""
-    cell, reference = np.asarray(cell, dtype=float), np.asarray(reference, dtype=float)
     if len(cell) < 2 or len(reference) < 2:
         return math.nan, math.nan
-    diff, error, dof = _welch(cell.mean(), cell.std(ddof=1), len(cell), reference.mean(), reference.std(ddof=1),
-                              len(reference))  # fmt: skip
+    diff, error, dof = welch_difference(cell, reference)
     if error == 0:
         return (0.0 if diff > -margin else 1.0), float(diff)
     p_value = float(stats.t.sf((diff + margin) / error, dof))
