@@ -16,6 +16,7 @@ include: "workflow/rules/students.smk"
 include: "workflow/rules/hsk.smk"
 include: "workflow/rules/distill.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/bench.smk"
 
 
@@ -26,4 +27,5 @@ rule all:
         rules.curves.output,
         rules.study_config.output,
         rules.plan.output,
+        *([rules.search_tables.output] if STUDY.grid.search == "adaptive" else []),
     default_target: True

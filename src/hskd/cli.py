@@ -255,6 +255,28 @@ def cmd_curves(args) -> None:
     print(f"wrote {len(written)} curve figure files to {args.out}")
 
 
+def cmd_search_round(args) -> None:
+    from hskd.common.io import write_json_atomic
+    from hskd.report.runs import collect_runs
+    from hskd.report.search import decide_round
+
+    spec = _parsed("--spec", args.spec, json.loads)
+    decision = decide_round(spec, collect_runs(args.results, args.runs), args.results, args.runs)
+    write_json_atomic(decision, args.out)
+    print(f"search: {decision['runs_read']} runs read; " + (
+        "every sequence decided" if decision["done"] else f"{len(decision['runs']) - decision['runs_read']} runs next"))
+
+
+def cmd_search_tables(args) -> None:
+    from hskd.common.io import write_text
+    from hskd.report.search import search_markdown, search_table
+
+    decision = json.loads(Path(args.decision).read_text())
+    write_text(search_markdown(decision, args.n_max), Path(args.out) / "search.md")
+    write_text(search_table(decision).to_csv(index=False), Path(args.out) / "search.csv")
+    print(f"wrote {args.out}/search.md and search.csv")
+
+
 def cmd_download(args) -> None:
     from hskd.planning.download import DownloadError, download
 
@@ -438,6 +460,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/figures")
     p.add_argument("--tasks", nargs="*", default=[], help="draw figures for these tasks even without runs")
     p.set_defaults(func=cmd_curves)
+
+    p = sub.add_parser("search-round", help="one round of the adaptive minimum-HSK search (grid.search: adaptive)")
+    p.add_argument("--spec", required=True, help="JSON: the search's test, seeds and sequences")
+    p.add_argument("--results", required=True, help="the study's results folder")
+    p.add_argument("--runs", nargs="*", default=[], help="the finished runs' metrics.json files this round reads")
+    p.add_argument("--out", required=True, help="the decision (JSON): done, and every run the next round needs")
+    p.set_defaults(func=cmd_search_round)
+
+    p = sub.add_parser("search-tables", help="the adaptive search's last decision as search.md and search.csv")
+    p.add_argument("--decision", required=True)
+    p.add_argument("--n-max", type=int, required=True, help="grid.adaptive.n_max: the grid's seeds per cell")
+    p.add_argument("--out", required=True, help="the tables folder")
+    p.set_defaults(func=cmd_search_tables)
 
     p = sub.add_parser("download", help="fetch hub models and GLUE tasks into the hub cache (HF_HOME) for offline jobs")
     p.add_argument("--models", nargs="*", default=[], help="hub model ids (config, tokenizer and weights)")

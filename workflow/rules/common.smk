@@ -16,6 +16,7 @@ from hskd.planning.download import student_hub_model, teacher_hub_model
 from hskd.common.glue import get_task
 from hskd.common.io import content_file, write_json_atomic, write_text
 from hskd.planning.strategies import LENGTH_STRATEGIES, WIDTH_STRATEGIES
+from hskd.planning.search import first_round_runs, search_spec
 from hskd.planning.plan import DEFAULT_MACS_PER_SECOND, format_plan, plan_json, plan_study
 from hskd.planning.protocol import format_recipe
 from hskd.planning.layers import RUN_ENVIRONMENT_KEYS, effective_rows, format_rows, merge, read_layers
@@ -49,6 +50,7 @@ wildcard_constraints:
     width=f"all|({'|'.join(WIDTH_STRATEGIES)})-[0-9.e-]+",
     lr="[0-9.e+-]+",
     seed="[0-9]+",
+    round="[0-9]+",
 
 
 def cluster_resources(rule_name):
@@ -108,6 +110,34 @@ def write_hub_manifest(manifests, path, log):
 
 def run_targets():
     return [run.metrics_path(R) for run in runs(STUDY)]
+
+
+# grid.search adaptive: each round of the search is a checkpoint whose decision names the next round's runs;
+# Snakemake re-plans after each, until a round has decided every sequence (hskd.report.search).
+def search_decision(round_):
+    return json.loads(open(checkpoints.search_round.get(round=str(round_)).output[0]).read())
+
+
+def search_round_inputs(wildcards):
+    round_ = int(wildcards.round)
+    if round_ == 0:
+        return [run.metrics_path(R) for run in first_round_runs(STUDY)]
+    return search_decision(round_ - 1)["runs"]
+
+
+def search_result(wildcards=None):
+    """The decision file of the search's last round (none under grid.search grid)."""
+    if STUDY.grid.search == "grid":
+        return []
+    round_ = 0
+    while not search_decision(round_)["done"]:
+        round_ += 1
+    return [checkpoints.search_round.get(round=str(round_)).output[0]]
+
+
+def final_runs(search):
+    """The runs the tables read: the grid's, or those the search's last decision (`search`) names."""
+    return json.loads(open(search[0]).read())["runs"] if search else run_targets()
 
 
 def cell_of(wildcards):

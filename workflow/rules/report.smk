@@ -1,10 +1,12 @@
 # The runs this config asks for, as a file: the aggregate rule reads exactly these, never a leftover of an
 # earlier config (a file, because the paper grid's paths overflow one shell argument).
 rule run_list:
+    input:
+        search=search_result,  # under grid.search adaptive: its last round, which names the runs
     output:
         f"{R}/tables/run_list.txt",
     params:
-        runs=run_targets(),
+        runs=lambda w: final_runs(search_result(w)),
     log:
         f"{R}/logs/run_list.log",
     localrule: True
@@ -49,7 +51,7 @@ rule plan:
 
 rule aggregate:
     input:
-        runs=run_targets(),
+        runs=lambda w: final_runs(search_result(w)),
         run_list=rules.run_list.output[0],
         teachers=[paths.TEACHER_METRICS.format(results=R, task=task) for task in STUDY.tasks],
     output:

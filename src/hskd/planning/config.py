@@ -114,6 +114,15 @@ class WidthSweep:
 
 
 @dataclass(frozen=True)
+class AdaptiveConfig:
+    """`grid.search: adaptive`: seeds per candidate cell, from n_min to n_max in steps (hskd.report.sequential)."""
+
+    n_min: int
+    n_max: int
+    step: int
+
+
+@dataclass(frozen=True)
 class GridConfig:
     none: bool
     full: bool
@@ -124,6 +133,8 @@ class GridConfig:
     length: LengthSweep
     width: WidthSweep
     joint: JointConfig
+    search: str  # grid | adaptive
+    adaptive: AdaptiveConfig
 
 
 @dataclass(frozen=True)

@@ -103,10 +103,13 @@ def study_cells(study: StudyConfig, student: str) -> list[Cell]:
 
 def runs(study: StudyConfig) -> list[Run]:
     """All run targets: baselines with every baseline learning rate and all seeds, joint cells with all
-    seeds, per-dimension sweeps with the first `grid.sweep_seeds` seeds; compressed cells at stage2.lr, or
-    at every baseline learning rate with `grid.lr_search`."""
+    seeds, per-dimension sweeps with the first `grid.sweep_seeds` seeds (under `grid.search: adaptive`, the
+    first `grid.adaptive.n_max`: every run the search may ask for); compressed cells at stage2.lr, or at every
+    baseline learning rate with `grid.lr_search`."""
     baselines = baseline_cells(study)
     joint = joint_cells(study)
+    # an adaptive search may ask for any sweep cell at up to n_max seeds (hskd.planning.search)
+    sweep_seeds = study.grid.adaptive.n_max if study.grid.search == "adaptive" else study.grid.sweep_seeds
     result = []
     for task in study.tasks:
         task_study = study.for_task(task)
@@ -114,7 +117,7 @@ def runs(study: StudyConfig) -> list[Run]:
             for cell in study_cells(study, student):
                 searched = cell in baselines or (study.grid.lr_search and not cell.is_none)
                 lrs = task_study.baselines.lrs if searched else [task_study.stage2.lr]
-                seeds = study.seeds if cell in baselines or cell in joint else study.seeds[: study.grid.sweep_seeds]
+                seeds = study.seeds if cell in baselines or cell in joint else study.seeds[:sweep_seeds]
                 result += [Run(task, student, cell, lr, seed) for lr in lrs for seed in seeds]
     return result
 

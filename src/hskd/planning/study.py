@@ -51,6 +51,18 @@ def _with_task_values(config: dict[str, Any], sections: dict[str, dict]) -> dict
     return merged
 
 
+def _check_adaptive(study: StudyConfig) -> None:
+    adaptive = study.grid.adaptive
+    if adaptive.n_min > adaptive.n_max:
+        raise ConfigError(f"grid.adaptive.n_min: {adaptive.n_min} > n_max {adaptive.n_max}")
+    if adaptive.n_max > len(study.seeds):
+        raise ConfigError(f"grid.adaptive.n_max: {adaptive.n_max} > the {len(study.seeds)} seeds")
+    if not study.grid.full:
+        raise ConfigError("grid.full: the adaptive search tests every cell against full HSK; set it true")
+    if study.grid.lr_search:
+        raise ConfigError("grid.lr_search: the adaptive search runs each cell at stage2.lr; set it false")
+
+
 def _check_student(study: StudyConfig, student: StudentConfig, teacher_layers: int) -> None:
     key = f"students.{student.name}"
     if student.family == "pretrained":
@@ -132,6 +144,8 @@ def check(study: StudyConfig) -> None:
                               "baselines.select_on: dev (the paper's choice) or a held-out size")
     if study.grid.sweep_seeds > len(study.seeds):
         raise ConfigError(f"grid.sweep_seeds: {study.grid.sweep_seeds} > the {len(study.seeds)} seeds")
+    if study.grid.search == "adaptive":
+        _check_adaptive(study)
     teacher_layers, _ = teacher_shape(study)
     try:
         joint_cells(study)

@@ -1,0 +1,37 @@
+# grid.search adaptive: the minimum-HSK search in rounds. Round 0 reads the baselines, the joint cells and each
+# sequence's first cell at n_min seeds; each round's decision names the runs the next one needs, until every
+# sequence is decided (README: Adaptive minimum-HSK search). Every run it asks for is a grid run (same paths).
+checkpoint search_round:
+    input:
+        runs=search_round_inputs,
+    output:
+        f"{R}/search/round={{round}}.json",
+    params:
+        args=lambda w, input, output: args_file(
+            "--spec", as_json(search_spec(STUDY)), "--results", R, "--out", output[0], "--runs", *input.runs
+        ),
+    conda:
+        "../../envs/hskd.yaml"
+    log:
+        f"{R}/logs/search/round={{round}}.log",
+    localrule: True  # reads metrics.json files: no cluster job
+    shell:
+        "hskd search-round @{params.args:q} --log {log:q}"
+
+
+rule search_tables:
+    input:
+        decision=search_result,
+    output:
+        md=report(f"{R}/tables/search.md", caption="../report/search.rst", category="Tables"),
+        csv=f"{R}/tables/search.csv",
+    params:
+        out=lambda w, output: os.path.dirname(output.md),
+        n_max=STUDY.grid.adaptive.n_max,
+    conda:
+        "../../envs/hskd.yaml"
+    log:
+        f"{R}/logs/search_tables.log",
+    localrule: True
+    shell:
+        "hskd search-tables --decision {input.decision:q} --n-max {params.n_max} --out {params.out:q} --log {log:q}"
