@@ -3,17 +3,20 @@ the next round runs, and when the search is done."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_results import write_run
 
+from hskd.cli import main
 from hskd.planning.config import ConfigError
 from hskd.planning.grid import runs as grid_runs
 from hskd.planning.search import first_round_runs, search_sequences, search_spec
 from hskd.planning.study import load as load_study
 from hskd.report.runs import collect_runs
-from hskd.report.search import decide_round, search_markdown
+from hskd.report.search import decide_round, look_history, plot_search, search_markdown
 
 FULL = "depth=all-top6/length=all/width=all"
 CELLS = ["depth=all-top6/length=all/width=magnitude-0.5", "depth=all-top6/length=all/width=magnitude-0.1"]
@@ -84,3 +87,24 @@ def test_an_adaptive_search_needs_n_max_seeds(config):
     config["grid"]["search"] = "adaptive"  # the default config has 3 seeds, n_max is 5
     with pytest.raises(ConfigError, match="^grid.adaptive.n_max: 5 > the 3 seeds"):
         load_study(config)
+
+
+def test_the_search_figure_draws_each_look_of_each_cell(tmp_path):
+    # round 0: the first cell undecided after one look; round 1: shown at its second look, the next one futile
+    read = study_runs(tmp_path, {CELLS[0]: [0.805, 0.815]})
+    first = decide(tmp_path, read)
+    read = study_runs(tmp_path, {CELLS[0]: [0.805, 0.815, 0.811], CELLS[1]: [0.60, 0.61]})
+    last = decide(tmp_path, read)
+    history = look_history([first, last])
+    assert list(zip(history["cell"], history["looks"], strict=True)) == [(CELLS[0], 1), (CELLS[0], 2), (CELLS[1], 1)]
+    fig = plot_search([first, last], margin=0.01)
+    segments = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("look")]
+    assert [tuple(line.get_ydata()) for line in segments] == [
+        (row.lower_bound, row.upper_bound) for row in history.itertuples()]  # fmt: skip
+    decisions = [tmp_path / "round=0.json", tmp_path / "round=1.json"]
+    for path, decision in zip(decisions, (first, last), strict=True):
+        path.write_text(json.dumps(decision))
+    main(["search-tables", "--rounds", *map(str, decisions), "--n-max", "3", "--margin", "0.01",
+          "--out", str(tmp_path / "tables"), "--figures", str(tmp_path / "figures")])  # fmt: skip
+    assert sorted(path.name for path in (tmp_path / "figures").iterdir()) == ["search.pdf", "search.png"]
+    assert pd.read_csv(tmp_path / "tables/search.csv")["decision"].tolist() == ["non-inferior", "futile"]

@@ -269,12 +269,14 @@ def cmd_search_round(args) -> None:
 
 def cmd_search_tables(args) -> None:
     from hskd.common.io import write_text
-    from hskd.report.search import search_markdown, search_table
+    from hskd.report.plots import save_figure
+    from hskd.report.search import plot_search, search_markdown, search_table
 
-    decision = json.loads(Path(args.decision).read_text())
-    write_text(search_markdown(decision, args.n_max), Path(args.out) / "search.md")
-    write_text(search_table(decision).to_csv(index=False), Path(args.out) / "search.csv")
-    print(f"wrote {args.out}/search.md and search.csv")
+    decisions = [json.loads(Path(path).read_text()) for path in args.rounds]
+    write_text(search_markdown(decisions[-1], args.n_max), Path(args.out) / "search.md")
+    write_text(search_table(decisions[-1]).to_csv(index=False), Path(args.out) / "search.csv")
+    written = save_figure(plot_search(decisions, args.margin), args.figures, "search")
+    print(f"wrote {args.out}/search.md, search.csv and {', '.join(map(str, written))}")
 
 
 def cmd_download(args) -> None:
@@ -468,10 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the decision (JSON): done, and every run the next round needs")
     p.set_defaults(func=cmd_search_round)
 
-    p = sub.add_parser("search-tables", help="the adaptive search's last decision as search.md and search.csv")
-    p.add_argument("--decision", required=True)
+    p = sub.add_parser("search-tables", help="the adaptive search's decisions as search.md, search.csv and a figure")
+    p.add_argument("--rounds", nargs="+", required=True, help="every round's decision, in order (the last decides)")
     p.add_argument("--n-max", type=int, required=True, help="grid.adaptive.n_max: the grid's seeds per cell")
+    p.add_argument("--margin", type=float, required=True, help="report.margin")
     p.add_argument("--out", required=True, help="the tables folder")
+    p.add_argument("--figures", required=True, help="the figures folder (search.pdf, search.png)")
     p.set_defaults(func=cmd_search_tables)
 
     p = sub.add_parser("download", help="fetch hub models and GLUE tasks into the hub cache (HF_HOME) for offline jobs")

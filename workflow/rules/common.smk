@@ -125,14 +125,19 @@ def search_round_inputs(wildcards):
     return search_decision(round_ - 1)["runs"]
 
 
+def search_rounds(wildcards=None):
+    """Every round's decision file, in order, up to the one that decided every sequence."""
+    files, round_ = [], 0
+    while True:
+        files.append(checkpoints.search_round.get(round=str(round_)).output[0])
+        if search_decision(round_)["done"]:
+            return files
+        round_ += 1
+
+
 def search_result(wildcards=None):
     """The decision file of the search's last round (none under grid.search grid)."""
-    if STUDY.grid.search == "grid":
-        return []
-    round_ = 0
-    while not search_decision(round_)["done"]:
-        round_ += 1
-    return [checkpoints.search_round.get(round=str(round_)).output[0]]
+    return [] if STUDY.grid.search == "grid" else search_rounds()[-1:]
 
 
 def final_runs(search):

@@ -21,17 +21,22 @@ checkpoint search_round:
 
 rule search_tables:
     input:
-        decision=search_result,
+        rounds=search_rounds,
     output:
         md=report(f"{R}/tables/search.md", caption="../report/search.rst", category="Tables"),
         csv=f"{R}/tables/search.csv",
+        figure=report(multiext(f"{R}/figures/search", ".pdf", ".png"), caption="../report/search_figure.rst",
+                      category="Figures"),
     params:
         out=lambda w, output: os.path.dirname(output.md),
+        figures=lambda w, output: os.path.dirname(output.figure[0]),
         n_max=STUDY.grid.adaptive.n_max,
+        margin=STUDY.report.margin,
     conda:
         "../../envs/hskd.yaml"
     log:
         f"{R}/logs/search_tables.log",
     localrule: True
     shell:
-        "hskd search-tables --decision {input.decision:q} --n-max {params.n_max} --out {params.out:q} --log {log:q}"
+        "hskd search-tables --rounds {input.rounds:q} --n-max {params.n_max} --margin {params.margin}"
+        " --out {params.out:q} --figures {params.figures:q} --log {log:q}"

@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from hskd.planning.cells import parse_cell
 from hskd.planning.paths import RUN_METRICS, cell_wildcards, format_lr
+from hskd.report.plots import FIGURE_WIDTH_IN, PANEL_HEIGHT_IN, STYLE, _styled
 from hskd.report.runs import add_cell_columns
 from hskd.report.sequential import PENDING, SearchPlan, decide_sequence, minimum_of
 from hskd.report.summary import SELECTION_COLUMNS, select_lr
@@ -93,3 +97,41 @@ def search_markdown(decision: dict, n_max: int) -> str:
         "are run as the grid runs them.\n\n"
         f"{used.to_markdown(index=False)}\n\n{table.to_markdown(index=False, floatfmt='.4f')}\n"
     )
+
+
+def look_history(decisions: list[dict]) -> pd.DataFrame:
+    """Every look the rounds saw: per sequence and cell, the seeds it had and its bounds (one row per look)."""
+    rows = [{"sequence": sequence["name"], "position": position, "cell": cell["cell"], "seeds": cell["seeds"]
+             if cell["decision"] != PENDING else None, "looks": cell["looks"], "lower_bound": cell["lower_bound"],
+             "upper_bound": cell["upper_bound"], "decision": cell["decision"]}
+            for decision in decisions for sequence in decision["sequences"]
+            for position, cell in enumerate(sequence["cells"]) if cell["looks"] > 0]  # fmt: skip
+    table = pd.DataFrame(rows, columns=["sequence", "position", "cell", "seeds", "looks", "lower_bound",
+                                        "upper_bound", "decision"])  # fmt: skip
+    return table.drop_duplicates(["sequence", "cell", "looks"], keep="last")
+
+
+@_styled
+def plot_search(decisions: list[dict], margin: float) -> Figure:
+    """One panel per sequence: each candidate cell (most HSK first) with, look by look, the interval from its
+    lower bound (the look's boundary) to its upper bound (futility) of cell - full HSK, against -margin."""
+    history = look_history(decisions)
+    sequences = [sequence["name"] for sequence in decisions[-1]["sequences"]]
+    fig = Figure(figsize=(FIGURE_WIDTH_IN, PANEL_HEIGHT_IN * max(len(sequences), 1)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(max(len(sequences), 1), 1, squeeze=False)[:, 0]
+    colours = sns.color_palette("colorblind", int(history["looks"].max()) if len(history) else 1)
+    for ax, (name, sequence) in zip(axes, ((s["name"], s) for s in decisions[-1]["sequences"]), strict=False):
+        labels = [cell["cell"].replace("/", "\n") for cell in sequence["cells"]]
+        for row in history[history["sequence"] == name].itertuples():
+            x = row.position + 0.12 * (row.looks - 1)
+            ax.plot([x, x], [row.lower_bound, row.upper_bound], color=colours[row.looks - 1], linewidth=1.5,
+                    label=f"look {row.looks}")  # fmt: skip
+        ax.axhline(-margin, color="0.3", linestyle="--", linewidth=0.8, label="-margin")
+        ax.axhline(0.0, color="0.6", linewidth=0.6)
+        ax.set_xticks(range(len(labels)), labels, fontsize=STYLE["xtick.labelsize"] - 1)
+        ax.set_ylabel("cell - full HSK")
+        ax.set_title(f"{name}: answer {sequence['minimum'] or 'none shown'}")
+        handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+        ax.legend(handles.values(), handles.keys(), loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+    return fig

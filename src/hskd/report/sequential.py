@@ -98,7 +98,7 @@ class CellDecision:
     decision: str  # SHOWN, NOT_SHOWN, FUTILE, COLLAPSED, PENDING or UNTESTED
     looks: int  # looks taken
     seeds: int  # the cell's seeds the decision read (PENDING: the seeds its next look needs)
-    lower_bound: float  # cell - full HSK minus the last look's boundary times its standard error
+    lower_bound: float  # cell - full HSK minus the last look's boundary times its standard error (NaN: no look)
     upper_bound: float  # one-sided upper bound at the search's alpha (futility)
 
 
@@ -110,10 +110,10 @@ def decide_cell(cell: str, values: Sequence[float], reference: Sequence[float], 
         return CellDecision(cell, COLLAPSED, 0, len(values), math.nan, math.nan)
     if len(reference) < plan.n_max:
         return CellDecision(cell, PENDING, 0, plan.looks()[0], math.nan, math.nan)
-    looks = plan.looks()
+    looks, lower, upper = plan.looks(), math.nan, math.nan
     for look, (seeds, bound) in enumerate(zip(looks, plan.boundaries(alpha), strict=True), start=1):
-        if len(values) < seeds:
-            return CellDecision(cell, PENDING, look - 1, seeds, math.nan, math.nan)
+        if len(values) < seeds:  # the bounds of the look before, if any
+            return CellDecision(cell, PENDING, look - 1, seeds, lower, upper)
         diff, error, dof = (float(x) for x in welch_difference(values[:seeds], reference[: plan.n_max]))
         lower = diff - bound * error
         upper = diff + (0.0 if error == 0 else float(stats.t.ppf(1 - plan.alpha, dof))) * error
