@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
@@ -107,15 +108,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--noise", type=float, default=0.007, help="seed standard deviation of the metric")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2, help="processes: one scenario each")
     parser.add_argument("--out", default="")
     args = parser.parse_args(argv)
     plan = SearchPlan(args.n_min, args.n_max, 1, args.margin, args.alpha)
-    rows, started = [], time.perf_counter()
-    for shape in args.shapes:
-        for index, (scenario, diffs) in enumerate(SCENARIOS.items()):
-            result = simulate(diffs, plan, SHAPES[shape], args.studies, args.noise, args.noise, args.seed + index)
-            rows.append({"shape": shape, "scenario": scenario, "diffs": diffs, **result,
-                         "mc_error_adaptive": monte_carlo_error(result["family_error_adaptive"], args.studies)})
+    started = time.perf_counter()
+    cases = [(shape, scenario, diffs, args.seed + index) for shape in args.shapes
+             for index, (scenario, diffs) in enumerate(SCENARIOS.items())]  # fmt: skip
+    with ProcessPoolExecutor(args.jobs) as pool:
+        results = pool.map(simulate, *zip(*[(diffs, plan, SHAPES[shape], args.studies, args.noise, args.noise, seed)
+                                            for shape, _, diffs, seed in cases], strict=True))  # fmt: skip
+        rows = [{"shape": shape, "scenario": scenario, "diffs": diffs, **result,
+                 "mc_error_adaptive": monte_carlo_error(result["family_error_adaptive"], args.studies)}
+                for (shape, scenario, diffs, _), result in zip(cases, results, strict=True)]  # fmt: skip
     print(table(rows))
     seconds = time.perf_counter() - started
     print(f"{args.studies} studies per row; plan {plan}; seed noise {args.noise}; {seconds:.0f} s")

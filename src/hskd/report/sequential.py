@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from hskd.report.stats import welch_difference
 
@@ -114,9 +114,9 @@ def decide_cell(cell: str, values: Sequence[float], reference: Sequence[float], 
     for look, (seeds, bound) in enumerate(zip(looks, plan.boundaries(alpha), strict=True), start=1):
         if len(values) < seeds:  # the bounds of the look before, if any
             return CellDecision(cell, PENDING, look - 1, seeds, lower, upper)
-        diff, error, dof = (float(x) for x in welch_difference(values[:seeds], reference[: plan.n_max]))
+        diff, error, dof = welch_difference(values[:seeds], reference[: plan.n_max])
         lower = diff - bound * error
-        upper = diff + (0.0 if error == 0 else float(stats.t.ppf(1 - plan.alpha, dof))) * error
+        upper = diff + (0.0 if error == 0 else float(special.stdtrit(dof, 1 - plan.alpha))) * error
         if lower > -plan.margin:
             return CellDecision(cell, SHOWN, look, seeds, lower, upper)
         if upper < -plan.margin:
