@@ -86,6 +86,7 @@ def test_tiny_benchmark_end_to_end(tmp_path):
     tracking = result["tracking"]  # the first student, timed with and without curves
     assert (tracking["student"], tracking["steps"], tracking["reps"]) == ("tiny_pretrained", 20, 1)
     assert tracking["overhead"] == pytest.approx(tracking["tracked_s"] / tracking["untracked_s"] - 1)
+    assert 0 < tracking["write_s"] < tracking["tracked_s"]
     assert "Training curves: a 20-step prediction-distillation run" in (tmp_path / "tables/speed.md").read_text()
     assert result["machine"]["torch_threads"] == 1 and result["quick"] is True
     for name in ("tables/speed.csv", "tables/speed.md", "figures/speedup.pdf", "figures/speedup.png"):

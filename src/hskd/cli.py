@@ -260,7 +260,7 @@ def cmd_search_round(args) -> None:
     from hskd.report.runs import collect_runs
     from hskd.report.search import decide_round
 
-    spec = _parsed("--spec", args.spec, json.loads)
+    spec = _parsed("--spec", args.spec, dict)
     decision = decide_round(spec, collect_runs(args.results, args.runs), args.results, args.runs)
     write_json_atomic(decision, args.out)
     print(f"search: {decision['runs_read']} runs read; " + (

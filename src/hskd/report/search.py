@@ -78,12 +78,11 @@ def search_table(decision: dict) -> pd.DataFrame:
 
 
 def runs_used(decision: dict, n_max: int) -> pd.DataFrame:
-    """Per sequence, the candidate runs the search read against the grid's at `n_max` seeds."""
-    table = search_table(decision)
-    grouped = table.groupby("sequence", sort=False)
-    return pd.DataFrame({"runs": grouped["seeds"].sum(), "grid_runs": grouped["cell"].count() * n_max,
-                         "minimum": grouped.apply(lambda rows: next(iter(rows.loc[rows["minimum"], "cell"]), None),
-                                                  include_groups=False)}).reset_index()  # fmt: skip
+    """Per sequence: its answer, and the candidate runs the search read against the grid's at `n_max` seeds."""
+    rows = [{"sequence": sequence["name"], "minimum": sequence["minimum"],
+             "runs": sum(cell["seeds"] for cell in sequence["cells"]), "grid_runs": len(sequence["cells"]) * n_max}
+            for sequence in decision["sequences"]]  # fmt: skip
+    return pd.DataFrame(rows, columns=["sequence", "minimum", "runs", "grid_runs"])
 
 
 def search_markdown(decision: dict, n_max: int) -> str:
