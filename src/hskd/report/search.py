@@ -62,9 +62,9 @@ def decide_round(spec: dict, runs: pd.DataFrame, results: str, read: list[str]) 
         sequences.append({**{key: sequence[key] for key in ("name", "task", "student", "dimension", "scheme")},
                           "minimum": minimum_of(decisions),
                           "cells": [decision.__dict__ for decision in decisions]})  # fmt: skip
-    needed = sorted(set(needed))
-    return {"done": set(needed) == set(read), "runs": needed, "sequences": sequences,
-            "runs_read": len(set(read))}  # fmt: skip
+    needed, read = sorted(set(needed)), sorted(set(read))
+    return {"done": needed == read, "runs": needed, "sequences": sequences, "runs_read": len(read),
+            "read": read}  # fmt: skip
 
 
 def search_table(decision: dict) -> pd.DataFrame:
