@@ -244,7 +244,8 @@ def test_offline_jobs_wait_for_the_downloads_of_what_they_read(workdir):
 def test_an_offline_study_with_nothing_to_fetch_plans_as_online(workdir):
     # the smoke study: random weights, the offline minilm-l6 tokenizer, generated data
     offline = dry_run(workdir, "all", *SMOKE, "offline.yaml")
-    assert offline == dry_run(workdir, "all", *SMOKE)
+    # the same jobs (Snakemake may list jobs it can run in either order in any order)
+    assert sorted(map(json.dumps, offline)) == sorted(map(json.dumps, dry_run(workdir, "all", *SMOKE)))
 
 
 def test_the_download_target_fetches_every_model_and_task_with_or_without_offline(workdir):

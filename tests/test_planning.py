@@ -81,7 +81,7 @@ def test_every_output_and_log_goes_under_results_dir(workdir):
     jobs = planned_jobs(result.stdout)
     assert {job["rule"] for job in jobs} == {"smoke_data", "prepare_data", "finetune_teacher", "init_student",
                                              "extract", "distill", "run_list", "study_config", "plan", "aggregate",
-                                             "plot", "bench", "all"}  # fmt: skip
+                                             "plot", "curves", "bench", "all"}  # fmt: skip
     for job in jobs:
         assert job["log"] or job["rule"] == "all", job
         for path in job["output"] + job["log"]:
