@@ -99,14 +99,12 @@ def search_markdown(decision: dict, n_max: int) -> str:
 
 
 def look_history(decisions: list[dict]) -> pd.DataFrame:
-    """Every look the rounds saw: per sequence and cell, the seeds it had and its bounds (one row per look)."""
-    rows = [{"sequence": sequence["name"], "position": position, "cell": cell["cell"], "seeds": cell["seeds"]
-             if cell["decision"] != PENDING else None, "looks": cell["looks"], "lower_bound": cell["lower_bound"],
-             "upper_bound": cell["upper_bound"], "decision": cell["decision"]}
+    """Every look the rounds saw: per sequence and cell, its bounds at that look (one row per look)."""
+    rows = [{"sequence": sequence["name"], "position": position, "cell": cell["cell"], "looks": cell["looks"],
+             "lower_bound": cell["lower_bound"], "upper_bound": cell["upper_bound"]}
             for decision in decisions for sequence in decision["sequences"]
             for position, cell in enumerate(sequence["cells"]) if cell["looks"] > 0]  # fmt: skip
-    table = pd.DataFrame(rows, columns=["sequence", "position", "cell", "seeds", "looks", "lower_bound",
-                                        "upper_bound", "decision"])  # fmt: skip
+    table = pd.DataFrame(rows, columns=["sequence", "position", "cell", "looks", "lower_bound", "upper_bound"])
     return table.drop_duplicates(["sequence", "cell", "looks"], keep="last")
 
 
