@@ -87,12 +87,43 @@ MASK = torch.tensor([[1, 1, 1, 0, 0]])
 ATTENTION = torch.tensor([[0.1, 0.5, 0.9, 0.3, 0.2]])
 
 
-def test_attention_nosep_ranks_sep_above_or_below_padding():
+def test_attention_nosep_ranks_sep_above_below_or_among_padding():
     above = select_tokens("attention_nosep", 3, IDS, MASK, ATTENTION, 102)
-    below = select_tokens("attention_nosep", 3, IDS, MASK, ATTENTION, 102, sep_below_padding=True)
+    below = select_tokens("attention_nosep", 3, IDS, MASK, ATTENTION, 102, sep_rank="below_padding")
     assert above.tolist() == [[0, 1, 2]]  # [CLS], a, then [SEP] before any padding
     assert below.tolist() == [[0, 1, 3]]  # [CLS], a, then the padding with more attention (0.3)
-    assert select_tokens("attention", 3, IDS, MASK, ATTENTION, 102, sep_below_padding=True).tolist() == [[0, 1, 2]]
+    assert select_tokens("attention", 3, IDS, MASK, ATTENTION, 102, sep_rank="below_padding").tolist() == [[0, 1, 2]]
+    # among padding, [SEP] scores 0: pre-softmax padding scores 0.3 and -0.2 put it between them
+    scores = torch.tensor([[0.1, 0.5, 0.9, 0.3, -0.2]])
+    among = [select_tokens("attention_nosep", keep, IDS, MASK, scores, 102, sep_rank="among_padding").tolist()
+             for keep in (3, 4)]  # fmt: skip
+    assert among == [[[0, 1, 3]], [[0, 1, 2, 3]]]
+
+
+def test_padding_is_taken_in_the_order_of_its_scores():
+    # k past the 3 real tokens: padding follows by score (position 4 above 3), as the paper's topk does
+    scores = torch.tensor([[0.1, 0.5, 0.9, -0.3, 0.2]])
+    assert select_tokens("attention", 4, IDS, MASK, scores, 102).tolist() == [[0, 1, 2, 4]]
+
+
+def test_score_attention_returns_the_pre_softmax_cls_row():
+    from hskd.models.teacher import cls_scores_attention
+
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(2, 3, 5, 4, generator=generator) for _ in range(3))
+    mask = torch.zeros(2, 1, 1, 5)
+    mask[1, ..., 3:] = torch.finfo(torch.float32).min
+    module = torch.nn.Module().eval()
+    output, scores = cls_scores_attention(module, query, key, value, mask)
+    expected = (query[:, :, :1] @ key.transpose(2, 3)) / 2  # scaling 4 ** -0.5, no mask
+    assert torch.allclose(scores, expected)
+    probabilities = (query @ key.transpose(2, 3) / 2 + mask).softmax(-1)
+    assert torch.allclose(output, (probabilities @ value).transpose(1, 2))
+
+
+def test_sep_among_padding_needs_pre_softmax_scores():
+    with pytest.raises(ValueError, match="protocol_choices.sep_rank: among_padding .* needs token_score: score"):
+        resolve("paper", {"token_score": "logit"})
 
 
 # ------------------------------------------------------------------------------------ padding in the loss
@@ -172,7 +203,7 @@ def test_the_manifest_real_fraction_of_full_hsk_is_one(paper_store, tmp_path):
 def test_protocol_presets_and_overrides():
     assert resolve("paper") == PAPER and resolve("hskd") == PRESETS["hskd"]
     mixed = resolve("paper", {"hsk_padding": "masked", "soft_ce": None})
-    assert mixed.hsk_padding == "masked" and mixed.soft_ce == "per_class" and mixed.sep_rank == "below_padding"
+    assert mixed.hsk_padding == "masked" and mixed.soft_ce == "per_class" and mixed.sep_rank == "among_padding"
     with pytest.raises(ValueError, match="protocol_choices.padding: unknown choice"):
         resolve("hskd", {"padding": "masked"})
     with pytest.raises(ValueError, match="protocol_choices.hsk_padding: 'none' is not one of masked, included"):
@@ -417,12 +448,20 @@ def test_extraction_ranks_a_joint_cells_tokens_by_the_joint_choice(tiny_task, tm
     train = TokenizedSplit.load(tiny_task["train"])
     index = torch.arange(8)
     batch = train.batch(index, pad_to=train.max_seq_length)
-    rows = teacher_pass(load_teacher(tiny_task["teacher"], torch.device("cpu"), attentions=True), batch,
-                        train.max_seq_length, True, "logit").layer_attention  # fmt: skip
+    def rows_of(score: str) -> torch.Tensor:
+        teacher = load_teacher(tiny_task["teacher"], torch.device("cpu"), attentions=True, token_score=score)
+        return teacher_pass(teacher, batch, train.max_seq_length, True, score).layer_attention
+
+    rows, logits = rows_of("score"), rows_of("logit")
+    # on real tokens the pre-softmax scores and the mean log-probabilities differ by a constant per row
+    real = batch["attention_mask"].bool().expand_as(rows)
+    gap = torch.where(real, rows - logits, float("nan"))
+    spread = gap.nan_to_num(-1e9).amax(-1) - gap.nan_to_num(1e9).amin(-1)
+    assert spread.max() < 1e-3 and (rows - logits)[real].abs().max() > 0.1
     for target, layer in ((sweep, 1), (joint, 2)):
         store = HSKStore(target.path)
         assert store.metadata["token_ranking"] == ("uniform_layer" if target.joint else "mapped_layer")
         tokens = store.batch(index).token_index[:, 0]  # [B, K]: the one distilled layer's tokens
-        expected = rows[layer - 1].topk(3, dim=1).indices
+        expected = rows[layer - 1].masked_fill(~real[0], float("-inf")).topk(3, dim=1).indices  # real tokens first
         assert [sorted(row) for row in tokens.tolist()] == [sorted(row) for row in expected.tolist()]
     assert not torch.equal(rows[0].topk(3, dim=1).indices.sort(1).values, rows[1].topk(3, dim=1).indices.sort(1).values)

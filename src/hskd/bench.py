@@ -166,7 +166,7 @@ def write_store(path: Path, target: StoreTarget, split: TokenizedSplit, teacher:
     seq_len = split.max_seq_length
     hidden = torch.randn(teacher.layers + 1, batch_size, seq_len, teacher.hidden, generator=generator)
     cls_attention = torch.rand(batch_size, seq_len, generator=generator)
-    with store_writer(target, split, teacher.hidden, FAKE_SHA, FAKE_SHA) as writer:
+    with store_writer(target, len(split), seq_len, teacher.hidden, FAKE_SHA, FAKE_SHA) as writer:
         for index in torch.arange(len(split)).split(batch_size):
             batch, size = split.batch(index), len(index)
             hsk = compress_batch(

@@ -54,16 +54,17 @@ def select_tokens(
     attention_mask: torch.Tensor,
     cls_attention: torch.Tensor | None,
     sep_token_id: int,
-    sep_below_padding: bool = False,
+    sep_rank: str = "above_padding",
     example_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Positions [B, keep] of the tokens kept by length strategy `scheme`, sorted ascending.
 
-    Padding is chosen only once real tokens run out (and [SEP], for a `sep_last` strategy such as
-    ``attention_nosep``, only once the other real tokens do, or with `sep_below_padding` only once padding
-    does too); ties go to the lower position. `cls_attention` [B, T] (teacher attention from [CLS] to each
-    position, averaged over heads) is needed only by the attention schemes; `example_ids` [B] (indices in
-    the split) only by per-example seeded ones (``random``).
+    Padding is chosen only once real tokens run out, in the order of its scores; for a `sep_last` strategy such
+    as ``attention_nosep`` [SEP] only once the other real tokens do (`sep_rank` ``above_padding``), only once
+    padding does too (``below_padding``), or among padding as a padding position of score 0
+    (``among_padding``, the paper's, for pre-softmax scores); ties go to the lower position. `cls_attention`
+    [B, T] (the teacher's [CLS] row, averaged over heads) is needed only by the attention schemes;
+    `example_ids` [B] (indices in the split) only by per-example seeded ones (``random``).
     """
     batch, length = input_ids.shape
     strategy = length_strategy(scheme)
@@ -80,7 +81,11 @@ def select_tokens(
     real = attention_mask.bool()
     tier = (~real).long() * 2
     if strategy.sep_last:
-        tier = tier + (real & (input_ids == sep_token_id)).long() * (3 if sep_below_padding else 1)
+        sep = real & (input_ids == sep_token_id)
+        if sep_rank == "among_padding":
+            tier, score = tier + sep.long() * 2, score.masked_fill(sep, 0.0)
+        else:
+            tier = tier + sep.long() * (3 if sep_rank == "below_padding" else 1)
     # Lexicographic (tier, -score, position) via two stable sorts: exact ties and deterministic on any
     # device, unlike topk or an epsilon tie-break.
     by_score = torch.sort(score, dim=-1, descending=True, stable=True).indices
@@ -184,7 +189,7 @@ def compress_batch(
     sep_token_id: int,
     student_layers: int,
     width_seed: int = WIDTH_SEED,
-    sep_below_padding: bool = False,
+    sep_rank: str = "above_padding",
     layer_attention: torch.Tensor | None = None,
     example_ids: torch.Tensor | None = None,
     ranking_layers: Sequence[int] | None = None,
@@ -211,7 +216,7 @@ def compress_batch(
     teacher = cell.teacher_layers(student_layers)
     def select(attention: torch.Tensor | None) -> torch.Tensor:
         return select_tokens(cell.length.scheme, cell.length.keep, input_ids, attention_mask, attention, sep_token_id,
-                             sep_below_padding, example_ids)  # fmt: skip
+                             sep_rank, example_ids)  # fmt: skip
 
     if cell.length.scheme is None:
         token_index = torch.arange(length, device=input_ids.device).expand(batch, length)

@@ -51,15 +51,16 @@ def unique_targets(targets: list[StoreTarget]) -> dict[tuple[str, int, bool], St
 
 
 def store_writer(
-    target: StoreTarget, split: TokenizedSplit, hidden_size: int, teacher_sha: str, data_sha: str,
+    target: StoreTarget, num_examples: int, max_len: int, hidden_size: int, teacher_sha: str, data_sha: str,
     protocol: Protocol = PRESETS["hskd"],
 ):  # fmt: skip
-    cell, max_len = target.cell, split.max_seq_length
+    """`target`'s store writer for `num_examples` examples tokenized to `max_len` tokens."""
+    cell = target.cell
     tokens = cell.num_tokens(max_len)
     magnitude = cell.width.kind == "per_example"
     return HSKStoreWriter(
         target.path,
-        num_examples=len(split),
+        num_examples=num_examples,
         cell=str(cell),
         split="train",
         student_layers=cell.student_layers(target.student_layers),
@@ -98,7 +99,7 @@ def extract(
     max_seq_length, so the stores hold its real hidden states at padding positions (not zeros)."""
     device = setup_runtime(threads, seed=0, precision=precision)
     attentions = any(target.cell.length.needs_attention for target in targets)
-    model = load_teacher(teacher_dir, device, attentions=attentions)
+    model = load_teacher(teacher_dir, device, attentions=attentions, token_score=protocol.token_score)
     sep_token_id = load_tokenizer(teacher_dir).sep_token_id
     hidden_size = model.config.hidden_size
     train = TokenizedSplit.load(train_path)
@@ -110,8 +111,9 @@ def extract(
     real = {key: torch.zeros(len(train)) for key in written}
     pad_to = train.max_seq_length if protocol.pads_to_max else None
     with ExitStack() as stack:  # every store is renamed into place only if the whole pass succeeds
+        shape = (len(train), train.max_seq_length, hidden_size)
         writers = {
-            key: stack.enter_context(store_writer(target, train, hidden_size, teacher_sha, data_sha, protocols[key]))
+            key: stack.enter_context(store_writer(target, *shape, teacher_sha, data_sha, protocols[key]))
             for key, target in written.items()
         }
         for start in tqdm(range(0, len(train), EXTRACT_BATCH_SIZE), desc="extract", mininterval=10):

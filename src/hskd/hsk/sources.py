@@ -21,7 +21,7 @@ def compress_pass(
     its store holds it (online runs call this too)."""
     return compress_batch(
         cell, result.hidden_states, result.cls_attention, result.input_ids, result.attention_mask, sep_token_id,
-        student_layers, width_seed=WIDTH_SEED, sep_below_padding=protocol.sep_below_padding,
+        student_layers, width_seed=WIDTH_SEED, sep_rank=protocol.sep_rank,
         layer_attention=result.layer_attention if protocol.per_layer_tokens else None,
         example_ids=example_ids,
         ranking_layers=cell.ranking_layers(student_layers, len(result.hidden_states) - 1, protocol.token_ranking),
@@ -56,7 +56,7 @@ class OnlineHSK:
     ):  # fmt: skip
         """Sets `teacher`'s attention implementation to the fastest one that gives what `cell` needs, and its mode:
         train (dropout on, the paper's) under `protocol.teacher_mode` "train", else eval."""
-        teacher.set_attn_implementation(attention_implementation(cell.length.needs_attention))
+        teacher.set_attn_implementation(attention_implementation(cell.length.needs_attention, protocol.token_score))
         teacher.train(protocol.teacher_mode == "train")
         self.teacher, self.sep_token_id = teacher, sep_token_id
         self.cell, self.student_layers, self.max_seq_length = cell, student_layers, max_seq_length

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForSequenceClassification
+from transformers import AttentionInterface, AutoModelForSequenceClassification
+from transformers.models.bert.modeling_bert import eager_attention_forward
 
 from hskd.common.io import file_sha256
 from hskd.models import hub as models
@@ -28,15 +29,36 @@ def initial_teacher(teacher: TeacherConfig, num_labels: int, vocab_size: int):
     return models.load_classifier(teacher.model, num_labels)
 
 
-def attention_implementation(attentions: bool) -> str:
-    """Only eager attention returns attention rows ([CLS] attention); SDPA is faster when none are needed."""
-    return "eager" if attentions else "sdpa"
+SCORES_ATTENTION = "hskd_cls_scores"
 
 
-def load_teacher(teacher_dir: str | Path, device: torch.device, attentions: bool = False):
-    """The fine-tuned teacher in eval mode, able to return attention rows if `attentions`."""
+def cls_scores_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Eager attention that returns, in place of the probabilities, the [CLS] query's pre-softmax scores
+    [B, heads, 1, T] without the padding mask: what the paper's BERT ranks tokens by, less the -10000 it adds
+    at padding (`select_tokens` ranks padding after real tokens by itself). Probabilities lose the order of
+    padding positions (they are all 0), which the paper's code selects once k passes a sentence's length."""
+    output, _ = eager_attention_forward(module, query, key, value, attention_mask, scaling, dropout, **kwargs)
+    scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    return output, torch.matmul(query[:, :, :1], key.transpose(2, 3)) * scaling
+
+
+AttentionInterface.register(SCORES_ATTENTION, cls_scores_attention)
+
+
+def attention_implementation(attentions: bool, token_score: str = "probability") -> str:
+    """Only eager attention returns attention rows ([CLS] attention), and `cls_scores_attention` the pre-softmax
+    scores (``token_score: score``); SDPA is faster when none are needed."""
+    if not attentions:
+        return "sdpa"
+    return SCORES_ATTENTION if token_score == "score" else "eager"
+
+
+def load_teacher(teacher_dir: str | Path, device: torch.device, attentions: bool = False,
+                 token_score: str = "probability"):  # fmt: skip
+    """The fine-tuned teacher in eval mode, able to return the attention rows `token_score` ranks by if
+    `attentions`."""
     model = AutoModelForSequenceClassification.from_pretrained(
-        str(teacher_dir), attn_implementation=attention_implementation(attentions)
+        str(teacher_dir), attn_implementation=attention_implementation(attentions, token_score)
     )
     return model.to(device).eval()
 
@@ -70,9 +92,10 @@ def cls_attention_row(attentions: tuple[torch.Tensor, ...]) -> torch.Tensor:
 
 def cls_attention_rows(attentions: tuple[torch.Tensor, ...], score: str = "probability") -> torch.Tensor:
     """[Lt, B, T]: per layer, the [CLS] (query 0) row averaged over heads, of the attention probabilities
-    (``probability``) or of their logarithms (``logit``). The mean over heads of log-probabilities ranks the
-    real tokens as the mean of the pre-softmax scores does (the paper's code): per head they differ by a
-    constant of the row. Padding (probability 0) ranks last either way."""
+    (``probability``), of their logarithms (``logit``) or of the pre-softmax scores `cls_scores_attention`
+    returns (``score``, the paper's). The mean over heads of log-probabilities ranks the real tokens as the
+    mean of the scores does: per head they differ by a constant of the row. Padding (probability 0) ties
+    under the first two; `select_tokens` ranks it after real tokens under all three."""
     rows = torch.stack([layer[:, :, 0, :].float() for layer in attentions])  # [Lt, B, heads, T]
     if score == "logit":
         rows = rows.clamp_min(torch.finfo(torch.float32).tiny).log()

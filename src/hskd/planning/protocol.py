@@ -13,8 +13,9 @@ CHOICES = {
     # padding in the HSK loss: masked (batches padded per batch) | included (padded to max_seq_length, the
     # MSE covers every position of the selected tokens, padding too)
     "hsk_padding": ("masked", "included"),
-    # attention_nosep: [SEP] ranked above padding | below it
-    "sep_rank": ("above_padding", "below_padding"),
+    # attention_nosep: [SEP] ranked above padding | below it | among it, as a padding position whose score is 0
+    # (the paper's: its [SEP] score is set to -10000, the value its mask adds to padding; needs token_score: score)
+    "sep_rank": ("above_padding", "below_padding", "among_padding"),
     # which teacher attention ranks a distilled layer's tokens (`Cell.ranking_layers`): the last layer's for
     # every layer | the layer that produced the distilled hidden state (the paper's length sweeps,
     # --att_ttop12 False) | the layer a uniform map over every teacher layer gives the student layer (the
@@ -22,9 +23,10 @@ CHOICES = {
     "token_ranking": RANKINGS,
     # the same choice for the joint cells (grid.joint): the paper ranked them otherwise than its sweeps
     "joint_token_ranking": RANKINGS,
-    # the [CLS] row averaged over heads: of attention probabilities | of their logarithms, which ranks like
-    # the paper's pre-softmax scores
-    "token_score": ("probability", "logit"),
+    # the [CLS] row averaged over heads: of attention probabilities | of their logarithms, which rank real tokens
+    # as the paper's pre-softmax scores do | of the pre-softmax scores themselves (the paper's), which also rank
+    # the padding positions that k past a sentence's real tokens selects
+    "token_score": ("probability", "logit", "score"),
     # stage-2 soft cross-entropy: summed over classes, mean over the batch | mean over batch x classes
     "soft_ce": ("per_example", "per_class"),
     # stage-2 target of a regression task (STS-B): the teacher's output | the gold label
@@ -69,10 +71,6 @@ class Protocol:
         return self.hsk_padding == "included"
 
     @property
-    def sep_below_padding(self) -> bool:
-        return self.sep_rank == "below_padding"
-
-    @property
     def per_layer_tokens(self) -> bool:
         return self.token_ranking != "last_layer"
 
@@ -88,7 +86,7 @@ class Protocol:
 PRESETS = {
     "hskd": Protocol("hskd", "masked", "above_padding", "last_layer", "last_layer", "probability", "per_example",
                      "teacher", "adamw", "eval", "dropout", "per_layer"),
-    "paper": Protocol("paper", "included", "below_padding", "mapped_layer", "uniform_layer", "logit", "per_class",
+    "paper": Protocol("paper", "included", "among_padding", "mapped_layer", "uniform_layer", "score", "per_class",
                       "gold", "bertadam", "train", "relu", "shared"),
 }
 STORE_CHOICES = ("hsk_padding", "sep_rank", "token_ranking", "token_score")
@@ -107,6 +105,9 @@ def resolve(name: str, overrides: dict[str, str | None] | None = None) -> Protoc
         if value not in CHOICES[key]:
             raise ValueError(f"protocol_choices.{key}: {value!r} is not one of {', '.join(CHOICES[key])}")
         protocol = replace(protocol, **{key: value})
+    if protocol.sep_rank == "among_padding" and protocol.token_score != "score":
+        raise ValueError("protocol_choices.sep_rank: among_padding ranks [SEP] by a pre-softmax score of 0, so it "
+                         f"needs token_score: score (this protocol has {protocol.token_score!r})")  # fmt: skip
     return protocol
 
 
