@@ -44,7 +44,7 @@ from hskd.models.teacher import (
     eager_attention_forward,
 )
 from hskd.planning.cells import parse_cell
-from hskd.planning.protocol import PRESETS
+from hskd.planning.protocol import PRESETS, Protocol, resolve
 from hskd.training.distill import stage1_loss
 
 CLS_ID, SEP_ID, PAD_ID = 101, 102, 0
@@ -252,9 +252,8 @@ class FixedStudent:
         return hidden
 
 
-def cached(case: Case, hsk, inputs: Inputs, folder: str):
+def cached(case: Case, hsk, inputs: Inputs, folder: str, protocol: Protocol):
     """`hsk` written to an HSK store by extraction's writer and read back (fp16 values)."""
-    protocol = PRESETS["paper"].for_cell(case.joint)
     path = f"{folder}/store.safetensors"
     target = StoreTarget("student", case.student_layers, parse_cell(case.cell), path, case.joint)
     with store_writer(target, BATCH, inputs.max_seq_length, HIDDEN, "0" * 64, "0" * 64, protocol) as writer:
@@ -262,12 +261,12 @@ def cached(case: Case, hsk, inputs: Inputs, folder: str):
     return HSKStore(target.path).batch(torch.arange(BATCH))
 
 
-def compare(case: Case, inputs: Inputs, code: str, helpers: dict, seed: int) -> dict:
+def compare(case: Case, inputs: Inputs, code: str, helpers: dict, seed: int, study_protocol: Protocol) -> dict:
     generator = torch.Generator().manual_seed(seed + 1)
     shape = (BATCH, inputs.max_seq_length, HIDDEN)
     student_reps = [torch.randn(*shape, generator=generator) for _ in range(case.student_layers + 1)]
     space = run_paper(case, inputs, student_reps, code, helpers)
-    protocol = PRESETS["paper"].for_cell(case.joint)
+    protocol = study_protocol.for_cell(case.joint)
     rows = cls_attention_rows(inputs.hskd_attentions(protocol.token_score), protocol.token_score)
     result = TeacherPass(torch.stack(inputs.teacher_reps), rows[-1], inputs.input_ids, inputs.attention_mask,
                          torch.zeros(BATCH, 2), rows)  # fmt: skip
@@ -278,7 +277,7 @@ def compare(case: Case, inputs: Inputs, code: str, helpers: dict, seed: int) -> 
     student = FixedStudent(student_reps)
     losses = {"online": stage1_loss(student, batch, hsk, "paper", padding_counts=True, cell=cell).item()}
     with tempfile.TemporaryDirectory() as folder:
-        stored = cached(case, hsk, inputs, folder)
+        stored = cached(case, hsk, inputs, folder, protocol)
         losses["cached"] = stage1_loss(student, batch, stored, "paper", padding_counts=True, cell=cell).item()
     ours, theirs = hskd_kept(case, hsk, inputs), paper_kept(case, space, inputs)
     positions_differ = ours.any(-1) ^ theirs.any(-1)  # [L, B, T]
@@ -344,17 +343,19 @@ def verdict(row: dict, tolerance: float = 1e-5, cached_tolerance: float = 2e-3) 
     return "DIFFERENT"
 
 
-def check(checkout: Path, seed: int) -> tuple[pd.DataFrame, dict]:
+def check(checkout: Path, seed: int, protocol: Protocol = PRESETS["paper"]) -> tuple[pd.DataFrame, dict]:
     code, helpers, where = paper_code(checkout)
     rows = []
     for max_seq_length, pairs in ((64, False), (128, True)):
         inputs = make_inputs(seed, max_seq_length, pairs)
         for student_layers in (4, 6):
-            rows += [compare(case, inputs, code, helpers, seed) for case in cases(student_layers)]
+            rows += [compare(case, inputs, code, helpers, seed, protocol) for case in cases(student_layers)]
     table = pd.DataFrame(rows)
     table["verdict"] = [verdict(row) for row in rows]
     commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True)
-    return table, {"paper_commit": commit.stdout.strip() or "unknown", "paper_lines": where, "seed": seed}
+    about = {"paper_commit": commit.stdout.strip() or "unknown", "paper_lines": where, "seed": seed,
+             "protocol": protocol.as_dict()}  # fmt: skip
+    return table, about
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -376,15 +377,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper-code", type=Path, required=True,
                         help="a checkout of llyx97/Marginal-Utility-Diminishes")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--choice", action="append", default=[], metavar="KEY=VALUE",
+                        help="a protocol choice over the paper preset's, e.g. token_score=logit")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("results/differential/differential_check.json"))
     args = parser.parse_args(argv)
     if not (args.paper_code / "main.py").is_file():
         parser.error(f"--paper-code {args.paper_code}: no main.py there (expected a checkout of the paper's code)")
-    table, about = check(args.paper_code, args.seed)
+    try:
+        protocol = resolve("paper", dict(choice.split("=", 1) for choice in args.choice))
+    except ValueError as error:
+        parser.error(str(error))
+    table, about = check(args.paper_code, args.seed, protocol)
     columns = ["max_seq_length", "student_layers", "paper", "cell", "positions_differ", "untied_selections",
                "positions", "values_differ",
                "values", "online_rel_diff", "cached_rel_diff", "verdict"]  # fmt: skip
-    print(f"paper code {about['paper_commit'][:7]} ({about['paper_lines']}), seed {about['seed']}")
+    print(f"paper code {about['paper_commit'][:7]} ({about['paper_lines']}), seed {about['seed']}, hskd protocol "
+          f"{protocol.as_dict()}")  # fmt: skip
     print(summary(table).to_markdown(index=False, floatfmt=".1e"))
     print()
     print(table[columns].to_markdown(index=False, floatfmt=".1e"))

@@ -35,6 +35,7 @@ def test_the_paper_protocol_computes_stage_1_as_the_papers_code():
     different = table[table["verdict"] == "DIFFERENT"]
     assert different.empty, different[["max_seq_length", "student_layers", "paper", "positions_differ"]].to_string()
     assert table["layers_equal"].all()
-    # the explained ties touch a few padding positions of a few cases; everything else is identical
-    assert (table["verdict"] == "identical").mean() > 0.95
-    assert (table["positions_differ"] / table["positions"]).max() < 0.01
+    # only attention ranking has explained near-ties (a few padding positions); every other scheme is identical
+    ranked = table["token_scheme"].isin(["attention", "attention_no_sep"])
+    assert (table.loc[~ranked, "verdict"] == "identical").all()
+    assert table.loc[ranked, "online_rel_diff"].max() < 1e-3
