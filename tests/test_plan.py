@@ -100,3 +100,17 @@ def test_evaluating_every_step_costs_one_dev_pass_per_extra_evaluation():
     forward = student_encoder(often, often.students["pruned"]).forward_macs(often.data.max_seq_length)
     assert often_run.macs - rare_run.macs == often_run.eval_macs - rare_run.eval_macs == (56 - 1) * dev_size(
         often, "SST-2") * forward
+
+
+def test_an_adaptive_plan_prices_the_least_and_the_most_the_search_can_run():
+    from hskd.planning.plan import format_plan
+
+    config, _ = merge(read_layers([ROOT / "workflow/configs/smoke.yaml", ROOT / "workflow/configs/search-smoke.yaml"],
+                                  {}, default=str(ROOT / "config.yaml")))  # fmt: skip
+    study = load(config)
+    text = format_plan(study, plan_study(study), 1e12, "assumed", 1)
+    # 2 students x (prediction-only + full HSK) x 2 lrs x 3 seeds = 24 baseline runs; per student 3 sequences
+    # (depth top2-1; attention 4, 2; magnitude 0.5, 0.25): first cells at n_min = 2 seeds, 12 runs; all 5
+    # candidates at n_max = 3 seeds, 30 runs
+    assert "the search runs between 36 distill jobs" in text and "and the 54 above" in text
+    assert "between" not in format_plan(smoke_study(), plan_study(smoke_study()), 1e12, "assumed", 1)

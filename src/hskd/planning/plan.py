@@ -29,6 +29,7 @@ from hskd.planning.grid import (
     study_cells,
     train_size,
 )
+from hskd.planning.search import first_round_runs
 from hskd.planning.shapes import model_config, student_layer_count, teacher_shape
 
 # dev examples of each GLUE task (MNLI: the matched dev set, the one evaluated), for sizing evaluation
@@ -257,7 +258,23 @@ def format_plan(study: StudyConfig, plan: Plan, macs_per_second: float, throughp
     wall = max(total / devices, critical_path_hours(plan, macs_per_second))
     lines.append(f"\nwall time on {devices} device(s): {wall:.4g} h (device-hours / devices, at least the longest "
                  "chain teacher -> extract -> run of one task)")  # fmt: skip
+    if study.grid.search == "adaptive":
+        lines.append(adaptive_range(study, plan, macs_per_second))
     return "\n".join(lines) + "\n"
+
+
+def adaptive_range(study: StudyConfig, plan: Plan, macs_per_second: float) -> str:
+    """Under grid.search adaptive, what the distill jobs above are: the most the search can run (every candidate
+    to n_max seeds); and the least, its first round (baselines, joint cells, each sequence's first cell at n_min
+    seeds), after which every sequence may stop."""
+    first = set(first_round_runs(study))
+    distill = [job for job in plan.jobs if job.rule == "distill"]
+    least = [job for job in distill if job.run in first]
+    hours = [sum(job.macs for job in jobs) / macs_per_second / 3600 for jobs in (least, distill)]
+    return (f"grid.search adaptive: the search runs between {len(least)} distill jobs ({hours[0]:.4g} device-h; its "
+            f"first round, where every sequence may stop) and the {len(distill)} above ({hours[1]:.4g} device-h; "
+            f"every candidate to n_max = {study.grid.adaptive.n_max} seeds); scripts/simulate_search.py estimates "
+            "where in between (docs/statistics.md)")  # fmt: skip
 
 
 def critical_path_hours(plan: Plan, macs_per_second: float) -> float:
