@@ -43,6 +43,16 @@ def test_default_config_is_valid(config):
     assert study.results_dir == "results"
 
 
+def test_a_student_set_to_null_is_not_in_the_study(config):
+    config["students"]["pretrained"] = None  # an overlay's `students: {pretrained: null}`
+    study = load(config)
+    assert list(study.students) == ["pruned"]
+    assert {run.student for run in runs(study)} == {"pruned"}
+    config["students"] = {"pruned": None}
+    with pytest.raises(ConfigError, match="config key 'students'"):
+        load(config)
+
+
 def test_results_dir_is_normalised(config):
     # the target a user types (results/smoke/...) must be the path a rule builds
     config["results_dir"] = "./results/smoke/"

@@ -83,6 +83,14 @@ def test_sequences_run_from_the_most_hsk_kept_and_the_first_round_is_a_subset_of
     assert search_spec(study)["seeds"] == [0, 1, 2, 3, 4]
 
 
+def test_a_sweep_turned_off_has_no_sequence(config):
+    config["seeds"] = [0, 1, 2, 3, 4]
+    config["grid"].update(search="adaptive", depth={"maps": ["top6"], "keep": []})  # as no-sweeps.yaml does
+    study = load_study(config)
+    assert {sequence.dimension for sequence in search_sequences(study)} == {"length", "width"}
+    assert set(first_round_runs(study)) <= set(grid_runs(study))
+
+
 def test_an_adaptive_search_needs_n_max_seeds(config):
     config["grid"]["search"] = "adaptive"  # the default config has 3 seeds, n_max is 5
     with pytest.raises(ConfigError, match="^grid.adaptive.n_max: 5 > the 3 seeds"):

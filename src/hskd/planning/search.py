@@ -51,7 +51,7 @@ def search_sequences(study: StudyConfig) -> list[SearchSequence]:
                 cells = [parse_cell(f"depth=all-{grid.full_map}/length=all/width={scheme}-{fraction}")
                          for fraction in sorted(set(grid.width.fractions), reverse=True)]  # fmt: skip
                 sequences.append(SearchSequence(task, student, "width", scheme, lr, tuple(cells)))
-    return sequences
+    return [sequence for sequence in sequences if sequence.cells]  # a sweep turned off (`keep: []`) has none
 
 
 def first_round_runs(study: StudyConfig) -> list[Run]:

@@ -25,7 +25,10 @@ STUDY_WIDE_TEACHER_KEYS = {"model", "random_init", "hidden_size", "num_layers"} 
 
 def load(config: dict[str, Any]) -> StudyConfig:
     """Validate a raw config dict against the schema (filling defaults in place), then each task's
-    `by_task` values as the keys they replace, then cross-check the whole."""
+    `by_task` values as the keys they replace, then cross-check the whole. A student set to null (an overlay's
+    `students: {pretrained: null}`) is dropped first: it is not in the study."""
+    if isinstance(config.get("students"), dict):
+        config["students"] = {name: spec for name, spec in config["students"].items() if spec is not None}
     _validate(config)
     task_studies = {}
     for task, sections in config["by_task"].items():
