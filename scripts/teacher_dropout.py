@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from hskd.common.io import write_text
+from hskd.planning.paths import format_lr
 from hskd.report.runs import collect_runs
 from hskd.report.stats import t_interval
 
@@ -44,7 +45,8 @@ def compare(both: pd.DataFrame) -> pd.DataFrame:
             difference = runs[f"{value}_online"] - runs[f"{value}_stored"]
             low, high = t_interval(difference.tolist())
             rows.append({
-                "task": task, "student": student, "cell": f"depth={depth}/length={length}/width={width}", "lr": lr,
+                "task": task, "student": student, "cell": f"depth={depth}/length={length}/width={width}",
+                "lr": format_lr(lr),
                 "value": value, "seeds": len(runs), "stored": runs[f"{value}_stored"].mean(),
                 "online_dropout": runs[f"{value}_online"].mean(), "difference": difference.mean(),
                 "ci_low": low, "ci_high": high,
