@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 
 from hskd.common.io import write_text
-from hskd.planning.paths import format_lr
 from hskd.report.runs import collect_runs
 from hskd.report.stats import t_interval
 
@@ -45,8 +44,7 @@ def compare(both: pd.DataFrame) -> pd.DataFrame:
             difference = runs[f"{value}_online"] - runs[f"{value}_stored"]
             low, high = t_interval(difference.tolist())
             rows.append({
-                "task": task, "student": student, "cell": f"depth={depth}/length={length}/width={width}",
-                "lr": format_lr(lr),
+                "task": task, "student": student, "cell": f"depth={depth}/length={length}/width={width}", "lr": lr,
                 "value": value, "seeds": len(runs), "stored": runs[f"{value}_stored"].mean(),
                 "online_dropout": runs[f"{value}_online"].mean(), "difference": difference.mean(),
                 "ci_low": low, "ci_high": high,
@@ -66,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         table = compare(paired(collect_runs(args.stored), collect_runs(args.online)))
     except ValueError as error:
         parser.error(str(error))
-    print(table.to_markdown(index=False, floatfmt=".4f"))
+    print(table.to_markdown(index=False, floatfmt=["g" if column == "lr" else ".4f" for column in table.columns]))
     write_text(json.dumps(table.to_dict("records"), indent=1), args.out)
     return 0
 
