@@ -6,9 +6,9 @@ stage-1 lines verbatim (`uniform_t_layer`, `indexing_layers` and the body of `if
 shape: a 12-layer, 768-wide teacher; batches padded to max_seq_length with lengths from 3 tokens up
 (k larger than many sentences); single sentences at 64 tokens and sentence pairs at 128; pre-softmax
 attention scores with the -10000 padding mask, as the paper's model returns them. hskd's paper protocol
-runs on the same numbers (the attention probabilities the same scores give, as transformers returns them)
-through its own code: `compress_pass` and `stage1_loss`, online (fp32 targets) and cached (written to and
-read back from an HSK store). Per case it prints whether the two agree, or how many selected
+runs on the same numbers (the same queries and keys through its teacher's attention function) and its own
+code: `compress_pass` and `stage1_loss`, online (fp32 targets) and cached (written to and read back from an
+HSK store). Per case it prints whether the two agree, or how many selected
 (example, layer, token) positions and kept values differ and how far the losses are apart:
 
     python scripts/differential_check.py --paper-code /path/to/Marginal-Utility-Diminishes
@@ -54,9 +54,9 @@ PAPER_FUNCTIONS = ("uniform_t_layer", "indexing_layers")
 LENGTH_NAMES = {"none": None, "cls": "cls", "left_first": "left", "attention": "attention",
                 "attention_no_sep": "attention_nosep"}  # fmt: skip
 WIDTH_NAMES = {"none": None, "importance_mask_dynamic": "magnitude_batch", "uniform_mask": "uniform"}
-# Differences the docs explain (docs/paper-protocol.md, "Differential check"), by length scheme; a row counts
-# as explained only if each of hskd's token selections has exactly the paper's scores of the paper's selection
-# The paper adds -10000 to each head's padding scores before the mean over heads: float32 steps there are 2**-10,
+# Differences the docs explain (docs/paper-protocol.md, "Differential check"), by length scheme; a row counts as
+# explained only if each of hskd's token selections has, in the paper's scores, its selection's scores to within
+# TIE. The paper adds -10000 to each head's padding scores before the mean over heads: float32 steps there are 2**-10,
 # so its padding scores carry up to half a step of rounding each, and positions closer than two steps can swap.
 TIE = 2 * 2.0**-10
 TIES = ("near-ties only: padding positions whose scores differ by less than the rounding the paper's -10000 "
