@@ -143,9 +143,13 @@ def paper_code(checkout: Path) -> tuple[str, dict, str]:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and node.name in PAPER_FUNCTIONS:
             exec(compile(ast.Module([node], []), "main.py", "exec"), helpers)
-    main = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main")
-    block = next(node for node in ast.walk(main)
-                 if isinstance(node, ast.If) and ast.unparse(node.test) == "args.repr_distill")  # fmt: skip
+    main = next((node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main"), tree)
+    block = next((node for node in ast.walk(main)
+                  if isinstance(node, ast.If) and ast.unparse(node.test) == "args.repr_distill"), None)  # fmt: skip
+    missing = [name for name in PAPER_FUNCTIONS if name not in helpers]
+    missing += [] if block else ["if args.repr_distill:"]
+    if missing:
+        raise ValueError(f"{checkout / 'main.py'}: no {', '.join(missing)} (not the paper's code, or restructured)")
     first, last = block.body[0].lineno, block.end_lineno
     code = textwrap.dedent("\n".join(source.splitlines()[first - 1 : last]))
     return code, {name: helpers[name] for name in PAPER_FUNCTIONS}, f"main.py L{first}-L{last}"
@@ -387,7 +391,10 @@ def main(argv: list[str] | None = None) -> int:
         protocol = resolve("paper", dict(choice.split("=", 1) for choice in args.choice))
     except ValueError as error:
         parser.error(str(error))
-    table, about = check(args.paper_code, args.seed, protocol)
+    try:
+        table, about = check(args.paper_code, args.seed, protocol)
+    except ValueError as error:
+        parser.error(str(error))
     columns = ["max_seq_length", "student_layers", "paper", "cell", "positions_differ", "untied_selections",
                "positions", "values_differ",
                "values", "online_rel_diff", "cached_rel_diff", "verdict"]  # fmt: skip
