@@ -89,9 +89,10 @@ def plot_runs_used(cells: pd.DataFrame, margin: float) -> Figure:
         runs_ax.set_title(name)
         for ax in (bound_ax, runs_ax):
             ax.set_xticks(range(len(labels)), labels)
-        bound_ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color=colour, label=who)
-                                 for who, colour in (("grid", grid_colour), ("search", search_colour))],
-                        loc="lower left", frameon=False)  # fmt: skip
+        bound_ax.legend(handles=[*(Line2D([], [], marker="o", linestyle="", color=colour, label=who)
+                                   for who, colour in (("grid", grid_colour), ("search", search_colour))),
+                                 Line2D([], [], color="0.3", linestyle="--", linewidth=0.8, label="-margin")],
+                        loc="best", frameon=False)  # fmt: skip
         runs_ax.legend(loc="upper right", frameon=False)
     return fig
 
