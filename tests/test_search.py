@@ -97,6 +97,22 @@ def test_an_adaptive_search_needs_n_max_seeds(config):
         load_study(config)
 
 
+@pytest.mark.parametrize("student", ["pruned", "pretrained"])
+def test_the_demonstrations_overlays_are_one_student_two_sequences_of_five_cells(student):
+    from hskd.planning.layers import merge, read_layers
+
+    root = Path(__file__).resolve().parents[1] / "workflow/configs"
+    layers = [root / "search-demo.yaml", *([root / "search-demo-pretrained.yaml"] if student == "pretrained" else []),
+              root / "search-demo-adaptive.yaml"]  # fmt: skip
+    study = load_study(merge(read_layers(layers, {}, default=str(root.parents[1] / "config.yaml")))[0])
+    assert list(study.students) == [student] and study.data.train_subset == 3000
+    sequences = search_sequences(study)
+    assert [(s.dimension, s.scheme, len(s.cells)) for s in sequences] == [("length", "attention", 5),
+                                                                           ("width", "magnitude", 5)]  # fmt: skip
+    # both baselines at 2 lrs x 5 seeds, and each sequence's first cell at n_min = 3 seeds
+    assert len(first_round_runs(study)) == 2 * 2 * 5 + 2 * 3
+
+
 def test_the_search_figure_draws_each_look_of_each_cell(tmp_path):
     # round 0: the first cell undecided after one look; round 1: shown at its second look, the next one futile
     read = study_runs(tmp_path, {CELLS[0]: [0.805, 0.815]})
