@@ -23,6 +23,18 @@ def copy_workflow(work: Path) -> Path:
     return work
 
 
+def load_script(name: str):
+    """`scripts/<name>.py` as a module, registered in sys.modules (dataclasses look their module up there)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def job_arguments(shell: str, cwd: Path) -> list[str]:
     """The arguments a planned `hskd` command line passes, its `@file` arguments expanded as argparse expands
     them (one argument per line), without the program, its subcommand and what follows `&&`."""

@@ -5,14 +5,12 @@ code is read at run time, never copied here, and CI has no network to fetch it."
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 PAPER_CODE = os.environ.get("HSKD_PAPER_CODE")
 
 pytestmark = pytest.mark.skipif(
@@ -21,16 +19,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("differential_check", ROOT / "scripts/differential_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_paper_protocol_computes_stage_1_as_the_papers_code():
-    table, about = load_script().check(Path(PAPER_CODE), seed=0)
+    table, about = load_script("differential_check").check(Path(PAPER_CODE), seed=0)
     assert about["paper_lines"].startswith("main.py L")
     different = table[table["verdict"] == "DIFFERENT"]
     assert different.empty, different[["max_seq_length", "student_layers", "paper", "positions_differ"]].to_string()

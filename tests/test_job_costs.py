@@ -3,21 +3,13 @@ the training seconds the job itself recorded."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("job_costs", ROOT / "scripts/job_costs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write(path: Path, text: str) -> None:
@@ -34,7 +26,7 @@ def test_outside_training_is_wall_less_recorded_training(tmp_path):
     write(tmp_path / f"{none}/metrics.json", json.dumps({"stage1_seconds": None, "stage2_seconds": 4.0}))
     write(tmp_path / "benchmarks/SST-2/finetune_teacher.tsv", HEADER + "20.0\t0:00:20\t300.0\t1\t1\t1\t0\t0\t0\t19\n")
     write(tmp_path / "SST-2/teacher/metrics.json", json.dumps({"train_seconds": 15.0}))
-    script = load_script()
+    script = load_script("job_costs")
     rows = {row["rule"]: row for row in script.summary(script.job_costs(tmp_path))}
     assert rows["distill"]["jobs"] == 2
     assert rows["distill"]["median_outside_training_s"] == pytest.approx((5.0 + 2.0) / 2)

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 SEQUENCE = "SST-2/pruned/length=attention"
 CELLS = [f"depth=all-top6/length=attention-{keep}/width=all" for keep in (16, 8, 4, 1)]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("search_vs_grid", ROOT / "scripts/search_vs_grid.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def search_table() -> pd.DataFrame:
@@ -45,7 +33,7 @@ def grid_table() -> pd.DataFrame:
 
 
 def test_cells_and_sequences_side_by_side():
-    script = load_script()
+    script = load_script("search_vs_grid")
     cells = script.compare_cells(search_table(), grid_table())
     assert cells["cell"].tolist() == CELLS
     # futile (search) and not shown (grid) are the same decision: neither shows the cell
@@ -60,13 +48,13 @@ def test_cells_and_sequences_side_by_side():
 
 
 def test_a_cell_the_grid_lacks_is_named():
-    script = load_script()
+    script = load_script("search_vs_grid")
     with pytest.raises(ValueError, match="no row for SST-2/pruned cell depth=all-top6/length=attention-1/width=all"):
         script.compare_cells(search_table(), grid_table().iloc[[0, 1, 2, 4]])
 
 
 def test_the_script_writes_tables_and_figure(tmp_path):
-    script = load_script()
+    script = load_script("search_vs_grid")
     search_table().to_csv(tmp_path / "search.csv", index=False)
     grid_table().to_csv(tmp_path / "minimum_hsk.csv", index=False)
     out = tmp_path / "out" / "search_vs_grid"

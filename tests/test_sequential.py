@@ -3,10 +3,8 @@ boundaries, and scripts/simulate_search.py at a small size."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from conftest import load_script
 from scipy import stats
 
 from hskd.report.sequential import (
@@ -24,7 +22,6 @@ from hskd.report.sequential import (
     obrien_fleming_spent,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 PLAN = SearchPlan(n_min=3, n_max=5, step=1, margin=0.01, alpha=0.05)  # looks at 3, 4, 5 seeds
 FULL = [0.80, 0.81, 0.82, 0.81, 0.80]  # full HSK: mean 0.808, sample variance 7e-5
 # mean 0.8096 (variance 3.23e-5): at 5 seeds (0.0016 + 0.01) / sqrt(3.23e-5/5 + 7e-5/5) = 2.565 > 1.980; at 4 seeds
@@ -89,9 +86,7 @@ def test_sequences_share_alpha():
 
 
 def test_the_simulation_keeps_the_error_at_the_margin_and_spends_fewer_runs():
-    spec = importlib.util.spec_from_file_location("simulate_search", ROOT / "scripts/simulate_search.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("simulate_search")
     at_margin = module.simulate([-1.0] * 5, PLAN, sequences=1, studies=400, noise=0.007, cell_noise=0.007, seed=1)
     # one sequence, first cell exactly at the margin: an error is showing it; at most alpha (+ Monte Carlo error)
     assert at_margin["family_error_adaptive"] <= 0.05 + module.monte_carlo_error(0.05, 400)

@@ -3,23 +3,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 CELL = {"depth": "all-top6", "length": "attention-1", "width": "all"}
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("teacher_dropout", ROOT / "scripts/teacher_dropout.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_run(folder: Path, seed: int, kd_mode: str, after_stage1: float, final: float) -> None:
@@ -31,7 +21,7 @@ def write_run(folder: Path, seed: int, kd_mode: str, after_stage1: float, final:
 
 
 def test_paired_differences_and_their_interval(tmp_path):
-    script = load_script()
+    script = load_script("teacher_dropout")
     stored, online = tmp_path / "stored", tmp_path / "online"
     for seed, (base, shift) in enumerate([(0.80, 0.01), (0.70, 0.02), (0.90, 0.03)]):
         write_run(stored, seed, "cached", base, base)
@@ -48,7 +38,7 @@ def test_paired_differences_and_their_interval(tmp_path):
 
 
 def test_runs_that_are_not_cached_against_online_are_refused(tmp_path):
-    script = load_script()
+    script = load_script("teacher_dropout")
     write_run(tmp_path / "a", 0, "cached", 0.8, 0.8)
     write_run(tmp_path / "b", 0, "cached", 0.8, 0.8)
     with pytest.raises(ValueError, match="1 paired runs are not cached vs online"):
